@@ -1,0 +1,38 @@
+# Two commands matter: `make train` and `make test`. Both create .venv on first use.
+PY := .venv/bin/python
+PIP := $(PY) -m pip
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup train test lint format clean
+
+# The stamp depends on pyproject.toml, so setup re-runs only when dependencies change.
+.venv/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PIP) install -q --upgrade pip
+	# torch first and pinned: this wheel is on local disk; any other spec downloads several GB.
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[dev]"
+	touch $@
+
+setup: .venv/.installed
+
+train: setup
+	$(PY) scripts/train.py --config configs/withdrawal.yaml
+
+# pytest exits 5 when it collects no test; that is a failure here, as is any other non-zero code.
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(PY) -m ruff check stance scripts tests
+	$(PY) -m ruff format --check stance scripts tests
+
+format: setup
+	$(PY) -m ruff format stance scripts tests
+	$(PY) -m ruff check --fix stance scripts tests
+
+clean:
+	rm -rf .venv build *.egg-info

@@ -1,0 +1,33 @@
+"""Training examples/s of `stance train` against `transformers.Trainer`; prints a table.
+
+    python scripts/bench_train.py [--steps 30] [--rounds 3] [--quality] [--json out.json]
+"""
+
+import argparse
+import json
+import logging
+
+from stance.benchmarks.common import write_json
+from stance.benchmarks.train import throughput, time_to_quality
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--quality", action="store_true", help="also train both to the end")
+    p.add_argument("--json", help="write the results here")
+    p.add_argument("overrides", nargs="*", help="config overrides for stance's loop")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    result = throughput(args.steps, args.batch_size, args.rounds, max_length=args.max_length,
+                        extra=args.overrides)
+    print(json.dumps(result["machine"]))
+    print(f"float32 matmul peak measured: {result['matmul_gflops']:.0f} GFLOP/s; "
+          f"mean pair length {result['mean_tokens']:.1f} tokens")
+    print(result["table"])
+    if args.quality:
+        result["quality"] = time_to_quality()
+        print(result["quality"]["table"])
+    write_json(args.json, result)

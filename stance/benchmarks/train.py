@@ -1,0 +1,140 @@
+"""Training throughput of `stance train`'s loop against `transformers.Trainer`, side by side.
+
+Same base model and initial weights, same tokenised rows (claim, statement pairs truncated
+to the same max length), same batch size, dynamic padding in both, same number of optimizer
+steps. Trainer runs twice: as users run it (random batches) and with `train_sampling_strategy="group_by_length"`,
+the option closest to our length-grouped batches. Rounds alternate, medians are reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+
+import torch
+from accelerate.utils import set_seed
+from datasets import Dataset, concatenate_datasets
+from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+from ..batching import tokenize
+from ..config import load_config
+from ..data import group_split, load_statements
+from ..modeling import load_base
+from ..train import fit
+from .common import ROOT, SEED_DATA, encoder_flops, machine, matmul_gflops, median, table
+
+logger = logging.getLogger(__name__)
+
+
+def _config(steps: int, batch_size: int, max_length: int, extra: list[str]):
+    return load_config(
+        ROOT / "configs" / "withdrawal.yaml",
+        [f"train.max_steps={steps}", f"train.batch_size={batch_size}", "train.epochs=1000",
+         "train.patience=0", f"data.max_length={max_length}", *extra],
+    )
+
+
+def _rows(n: int) -> Dataset:
+    ds = load_statements(SEED_DATA)
+    return concatenate_datasets([ds] * -(-n // len(ds))).select(range(n))
+
+
+def run_ours(cfg, ds: Dataset) -> float:
+    set_seed(cfg.train.seed)
+    model, tokenizer = load_base(cfg.model)
+    start = time.perf_counter()
+    fit(cfg, model, tokenizer, ds)
+    return time.perf_counter() - start
+
+
+def _trainer(cfg, ds: Dataset, group_by_length: bool, eval_ds: Dataset | None = None,
+             epochs: float | None = None, out: str = "") -> Trainer:
+    set_seed(cfg.train.seed)
+    model, tokenizer = load_base(cfg.model)
+    tok = tokenize(ds, tokenizer, cfg.data.max_length).remove_columns(["weight"])
+    t = cfg.train
+    args = TrainingArguments(
+        output_dir=out, per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.eval_batch_size, learning_rate=t.lr,
+        weight_decay=t.weight_decay, warmup_steps=t.warmup_ratio,  # a float < 1 is a ratio
+        max_steps=-1 if epochs else t.max_steps, num_train_epochs=epochs or 1,
+        max_grad_norm=t.max_grad_norm, seed=t.seed,
+        train_sampling_strategy="group_by_length" if group_by_length else "random",
+        length_column_name="length", save_strategy="no", report_to=[],
+        logging_strategy="no", disable_tqdm=True, use_cpu=not torch.cuda.is_available(),
+        bf16=torch.cuda.is_available(), dataloader_num_workers=0,
+        eval_strategy="epoch" if eval_ds is not None else "no",
+    )
+    eval_tok = None
+    if eval_ds is not None:
+        eval_tok = tokenize(eval_ds, tokenizer, cfg.data.max_length).remove_columns(["weight"])
+    return Trainer(model=model, args=args, train_dataset=tok, eval_dataset=eval_tok,
+                   data_collator=DataCollatorWithPadding(tokenizer))
+
+
+def run_trainer(cfg, ds: Dataset, group_by_length: bool) -> float:
+    with tempfile.TemporaryDirectory() as out:
+        trainer = _trainer(cfg, ds, group_by_length, out=out)
+        start = time.perf_counter()
+        trainer.train()
+        return time.perf_counter() - start
+
+
+def throughput(steps: int = 30, batch_size: int = 16, rounds: int = 3, rows: int = 1024,
+               max_length: int = 128, extra: list[str] | None = None) -> dict:
+    cfg = _config(steps, batch_size, max_length, extra or [])
+    ds = _rows(rows)
+    examples = steps * batch_size
+    times: dict[str, list[float]] = {"stance": [], "Trainer": [], "Trainer group_by_length": []}
+    for r in range(rounds):
+        # Alternate the order each round so drift on a shared machine hits all alike.
+        order = list(times) if r % 2 == 0 else list(reversed(times))
+        for name in order:
+            if name == "stance":
+                seconds = run_ours(cfg, ds)
+            else:
+                seconds = run_trainer(cfg, ds, group_by_length=name != "Trainer")
+            times[name].append(seconds)
+            logger.info("round %d %s: %.1f s", r, name, seconds)
+    # Training FLOPs ~ 3x forward over the rows actually seen (unpadded lengths).
+    model, tokenizer = load_base(cfg.model)
+    lengths = tokenize(ds, tokenizer, max_length)["length"]
+    mean_len = sum(lengths) / len(lengths)
+    flops = 3 * encoder_flops(model.config, [mean_len] * examples)
+    peak = matmul_gflops()
+    rows_out = []
+    base = median(times["Trainer"])
+    for name, ts in times.items():
+        m = median(ts)
+        gflops = flops / m / 1e9
+        rows_out.append([name, examples / m, base / m, gflops, gflops / peak, m])
+    return {"machine": machine(), "steps": steps, "batch_size": batch_size, "rounds": rounds,
+            "mean_tokens": mean_len, "matmul_gflops": peak, "times": times,
+            "table": table(["loop", "examples/s", "x Trainer", "GFLOP/s", "of matmul peak",
+                            "median s"], rows_out)}
+
+
+def time_to_quality(seed: int = 42) -> dict:
+    """Full default-config training with both loops on the same split; dev F1 and wall time."""
+    cfg = load_config(ROOT / "configs" / "withdrawal.yaml", [f"train.seed={seed}"])
+    train_ds, dev_ds = group_split(load_statements(SEED_DATA), cfg.data.dev_fraction, seed)
+    set_seed(seed)
+    model, tokenizer = load_base(cfg.model)
+    ours = fit(cfg, model, tokenizer, train_ds, dev_ds)
+    with tempfile.TemporaryDirectory() as out:
+        trainer = _trainer(cfg, train_ds, False, dev_ds, epochs=cfg.train.epochs, out=out)
+        start = time.perf_counter()
+        trainer.train()
+        trainer_seconds = time.perf_counter() - start
+        from ..metrics import compute_metrics
+
+        pred = trainer.predict(trainer.eval_dataset)
+        trainer_f1 = compute_metrics(pred.predictions.argmax(-1), pred.label_ids)["macro_f1"]
+    target = ours.dev_metrics["macro_f1"]
+    reach = next((s for _, s, f1 in ours.eval_times if f1 >= target), ours.seconds)
+    rows = [["stance (early stopping)", ours.dev_metrics["macro_f1"], reach, ours.seconds],
+            ["Trainer (all epochs)", trainer_f1, float("nan"), trainer_seconds]]
+    return {"table": table(["loop", "dev macro-F1", "s to best dev F1", "total s"], rows),
+            "stance_f1": target, "trainer_f1": trainer_f1, "stance_seconds": ours.seconds,
+            "stance_seconds_to_best": reach, "trainer_seconds": trainer_seconds}

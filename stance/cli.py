@@ -1,0 +1,201 @@
+"""`stance` command line: segment, train, evaluate, cv, predict, import."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import StanceError
+
+logger = logging.getLogger("stance")
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, help="YAML run config (configs/*.yaml)")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="dotted overrides, e.g. train.lr=3e-5 train.epochs=3",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import predict
+
+    parser = argparse.ArgumentParser(prog="stance", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("segment", help="cut articles into sentences (JSON Lines)")
+    p.add_argument("files", nargs="+", help="article .txt files")
+    p.add_argument("--output", "-o", required=True, help="sentences.jsonl to write")
+
+    p = sub.add_parser("train", help="fine-tune a classifier from a config")
+    _add_config_args(p)
+    p.add_argument("--output-dir", help="run directory (default models/<name>)")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+
+    p = sub.add_parser("evaluate", help="score a run directory on a labelled file")
+    p.add_argument("--model", required=True, help="run directory")
+    p.add_argument("--data", required=True, help="statement file (.jsonl)")
+    p.add_argument("--claim", help="claim for rows without one (default: the model's)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--max-length", type=int, default=None, help="default: the run's")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+    p = sub.add_parser("cv", help="leave-one-article-out cross-validation")
+    _add_config_args(p)
+    p.add_argument("--seeds", type=int, default=3, help="seeds per fold")
+    p.add_argument("--json", help="also write the full report to this JSON file")
+
+    p = sub.add_parser("predict", help="stances for every sentence of new articles")
+    predict.add_arguments(p)
+
+    p = sub.add_parser("import", help="convert a public stance corpus to statement files")
+    p.add_argument("corpus", choices=["emergent"])
+    p.add_argument("src", help="folder with the corpus files (e.g. ../shared/data/emergent)")
+    p.add_argument("--output", "-o", required=True, help="output folder (train/test.jsonl)")
+    return parser
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    from .atomic import atomic_write_lines
+    from .segment import article_id_from_path, read_text, sentence_records
+
+    failed = 0
+    records: list[dict] = []
+    for name in args.files:
+        try:
+            records += sentence_records(article_id_from_path(name), read_text(name))
+        except StanceError as e:
+            logger.error("%s", e)
+            failed += 1
+    atomic_write_lines(args.output, (json.dumps(r, ensure_ascii=False) for r in records))
+    logger.info(
+        "%d sentences from %d files -> %s", len(records), len(args.files) - failed, args.output
+    )
+    return 1 if failed else 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .metrics import format_metrics
+    from .train import check_trainable, run_training
+
+    overrides = list(args.overrides)
+    if args.output_dir:
+        overrides.append(f"output_dir={args.output_dir}")
+    cfg = load_config(args.config, overrides)
+    check_trainable(cfg)
+    metrics = run_training(cfg, resume=args.resume)
+    print(f"run directory: {cfg.run_dir}")
+    if metrics["dev"]:
+        print(
+            f"dev metrics (groups {', '.join(metrics['dev_groups'][:10])}; "
+            f"best step {metrics['best_step']} of {metrics['steps']}):"
+        )
+        print(format_metrics(metrics["dev"]))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import yaml
+
+    from .data import load_statements
+    from .metrics import format_metrics
+    from .modeling import load_classifier
+    from .train import evaluate_dataset
+
+    model, tokenizer = load_classifier(args.model)
+    claim = args.claim or getattr(model.config, "stance_claim", None)
+    max_length = args.max_length
+    if max_length is None:
+        run_cfg = Path(args.model) / "config.yaml"
+        saved = yaml.safe_load(run_cfg.read_text()) if run_cfg.is_file() else {}
+        max_length = (saved or {}).get("data", {}).get("max_length", 128)
+    ds = load_statements(args.data, claim)
+    metrics = evaluate_dataset(model, tokenizer, ds, max_length, args.batch_size)
+    if args.json:
+        print(json.dumps({"model": args.model, "data": args.data, **metrics}))
+    else:
+        print(f"{args.model} on {args.data}")
+        print(format_metrics(metrics))
+    return 0
+
+
+def cmd_cv(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .crossval import cross_validate, format_report
+
+    cfg = load_config(args.config, args.overrides)
+    report = cross_validate(cfg, args.seeds)
+    print(format_report(report))
+    if args.json:
+        from .atomic import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .importers import import_emergent
+
+    counts = import_emergent(args.src, args.output)
+    for split, c in counts.items():
+        total = sum(c.values())
+        print(f"{split}: {total} rows  " + "  ".join(f"{k} {v}" for k, v in c.items()))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from . import predict
+
+    return predict.run_cli(args)
+
+
+COMMANDS = {
+    "segment": cmd_segment,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "cv": cmd_cv,
+    "predict": cmd_predict,
+    "import": cmd_import,
+}
+
+
+def _terminate(signum: int, frame: object) -> None:
+    # Unwind like Ctrl-C so progress bars close and temporary files are removed; checkpoints
+    # and outputs are atomic, so whatever was complete stays complete.
+    raise SystemExit(128 + signum)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for noisy in ("httpx", "urllib3", "filelock", "datasets", "fsspec"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return COMMANDS[args.command](args)
+    except StanceError as e:
+        logger.error("%s", e)
+        return 2
+    except KeyboardInterrupt:
+        logger.error("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""Typed run configuration: dataclasses loaded from YAML, with dotted command-line overrides.
+
+    cfg = load_config("configs/withdrawal.yaml", ["train.lr=3e-5", "train.epochs=3"])
+
+Unknown keys and wrong types are a ConfigError naming the key; the resolved config is
+written beside every run (`config.yaml`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import reprlib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+from .labels import DEFAULT_CLAIM
+
+
+def _help(text: str, **kwargs: Any) -> Any:
+    return field(metadata={"help": text}, **kwargs)
+
+
+@dataclass
+class DataSource:
+    path: str = _help("statement file (JSON Lines, data/ANNOTATION.md format)")
+    weight: float = _help("loss weight of every row from this file", default=1.0)
+
+
+@dataclass
+class DataConfig:
+    train: list[DataSource] = _help(
+        "training files, each with an optional weight", default_factory=list
+    )
+    dev: str | None = _help(
+        "dev file; when empty, a group split of the training data", default=None
+    )
+    dev_fraction: float = _help("share of rows (whole groups) held out as dev", default=0.25)
+    claim: str = _help("claim for rows that carry none", default=DEFAULT_CLAIM)
+    max_length: int = _help(
+        "max tokens per (claim, statement) pair; longer is truncated", default=128
+    )
+
+
+@dataclass
+class ModelConfig:
+    base: str = _help(
+        "'minilm' (bundled all-MiniLM-L6-v2), 'tiny' (2-layer BERT built locally), "
+        "or a local save_pretrained directory",
+        default="minilm",
+    )
+    tiny_hidden: int = _help("hidden size of the tiny model", default=32)
+    tiny_layers: int = _help("layers of the tiny model", default=2)
+    tiny_heads: int = _help("attention heads of the tiny model", default=2)
+    tiny_vocab: int = _help("WordPiece vocabulary size of the tiny tokenizer", default=2000)
+    dropout: float | None = _help("override hidden/attention dropout of the base", default=None)
+
+
+@dataclass
+class TrainConfig:
+    seed: int = _help("seed for python, numpy, torch and the data order", default=42)
+    epochs: float = _help("passes over the training data (0: evaluate the base only)", default=10)
+    max_steps: int = _help("stop after this many optimizer steps (0: no limit)", default=0)
+    batch_size: int = _help(
+        "examples per optimizer step per device, before accumulation", default=16
+    )
+    eval_batch_size: int = _help("examples per evaluation batch", default=64)
+    grad_accum: int = _help("gradient accumulation steps", default=1)
+    lr: float = _help("peak learning rate of AdamW", default=5e-5)
+    weight_decay: float = _help("AdamW weight decay (not on biases and LayerNorm)", default=0.01)
+    warmup_ratio: float = _help("share of steps with linear warm-up", default=0.1)
+    max_grad_norm: float = _help("gradient clipping norm (0: off)", default=1.0)
+    class_weights: bool = _help("weight the loss by inverse label frequency", default=True)
+    patience: int = _help(
+        "evaluations without dev macro-F1 gain before stopping (0: off)", default=3
+    )
+    eval_every: int = _help("evaluate every N optimizer steps (0: once per epoch)", default=0)
+    checkpoint_every: int = _help("save a resumable checkpoint every N steps (0: off)", default=0)
+    keep_checkpoints: int = _help("how many recent checkpoints to keep", default=2)
+    mixed_precision: str = _help(
+        "'auto' (bf16 on a bf16 GPU, else no), 'no', 'bf16', 'fp16'", default="auto"
+    )
+    num_threads: int = _help("CPU threads for torch (0: torch's default)", default=0)
+
+
+@dataclass
+class RunConfig:
+    name: str = _help("run name; the run directory is models/<name> by default", default="run")
+    output_dir: str | None = _help("run directory (default models/<name>)", default=None)
+    data: DataConfig = _help("training data", default_factory=DataConfig)
+    model: ModelConfig = _help("base model", default_factory=ModelConfig)
+    train: TrainConfig = _help("optimisation", default_factory=TrainConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir or Path("models") / self.name)
+
+
+_REPR = reprlib.Repr()  # Python 3.10 has no keyword arguments here
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 2, 4, 4, 80, 80
+
+
+def _short(value: Any) -> str:
+    """A bounded repr: a YAML alias bomb must not become a gigabyte error message."""
+    text = _REPR.repr(value)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check `value` against the annotation `tp`, converting where it is lossless."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{key}: bad value {_short(value)}")
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if isinstance(value, (str, dict)) and dataclasses.is_dataclass(item_tp):
+            value = [value]  # a single source may be written without a list
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__}")
+        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, str) and tp is DataSource:
+            value = {"path": value}
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
+        return _build(tp, value, key)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {_short(value)}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected an integer, got {_short(value)}")
+    if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads "3e-5" (no dot) as a string
+            with contextlib.suppress(ValueError):
+                value = float(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key}: expected a number, got {_short(value)}")
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{key}: expected a string, got {_short(value)}")
+    raise ConfigError(f"{key}: unsupported type {tp}")  # pragma: no cover
+
+
+def _build(cls: type, values: dict, prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names, key=str)  # YAML keys may be ints or null
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise ConfigError(
+            f"unknown config key '{where}{unknown[0]}'; known keys under "
+            f"'{prefix or '(top level)'}': {', '.join(sorted(names))}"
+        )
+    kwargs = {}
+    for name, value in values.items():
+        key = f"{prefix}.{name}" if prefix else name
+        kwargs[name] = _coerce(value, hints[name], key)
+    for f in dataclasses.fields(cls):  # a required key left out (DataSource.path)
+        if f.name not in kwargs and f.default is f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{prefix or '(top level)'}: missing required key '{f.name}'")
+    return cls(**kwargs)
+
+
+def _apply_override(tree: dict, override: str) -> None:
+    if "=" not in override:
+        raise ConfigError(f"override {override!r} is not of the form key=value (train.lr=3e-5)")
+    dotted, raw = override.split("=", 1)
+    parts = dotted.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"override {override!r}: empty key")
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {override!r}: '{part}' is not a section")
+        node = child
+    try:
+        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+    except (yaml.YAMLError, ValueError, RecursionError):
+        node[parts[-1]] = raw  # not YAML: take it as a plain string
+
+
+def _check_values(cfg: RunConfig) -> None:
+    t = cfg.train
+    if t.mixed_precision not in ("auto", "no", "bf16", "fp16"):
+        raise ConfigError(
+            f"train.mixed_precision: expected auto, no, bf16 or fp16, got {t.mixed_precision!r}"
+        )
+    for key in ("batch_size", "eval_batch_size", "grad_accum"):
+        if getattr(t, key) < 1:
+            raise ConfigError(f"train.{key}: must be at least 1")
+    if not (0 <= t.epochs < math.inf and 0 < t.lr < math.inf and 0 <= t.warmup_ratio <= 1):
+        raise ConfigError("train: epochs must be >= 0, lr > 0, warmup_ratio in [0, 1]")
+    if not 0 < cfg.data.dev_fraction < 1:
+        raise ConfigError("data.dev_fraction: must be between 0 and 1")
+    if cfg.data.max_length < 8:
+        raise ConfigError("data.max_length: must be at least 8")
+    if not cfg.data.train:
+        raise ConfigError("data.train: at least one training file is required")
+    for i, source in enumerate(cfg.data.train):
+        if not (math.isfinite(source.weight) and source.weight >= 0):
+            raise ConfigError(f"data.train[{i}].weight: must be a finite number >= 0")
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML config (or start from defaults), apply `key=value` overrides, validate."""
+    tree: dict = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such config file") from None
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+        except (yaml.YAMLError, ValueError, RecursionError) as e:  # bad UTF-8, deep, huge int
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        if not isinstance(tree, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+    for override in overrides or []:
+        _apply_override(tree, override)
+    try:
+        cfg = _build(RunConfig, tree)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}" if path else str(e)) from None
+    _check_values(cfg)
+    return cfg
+
+
+def to_dict(cfg: RunConfig) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def dump_config(cfg: RunConfig) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True)

@@ -1,0 +1,111 @@
+"""Leave-one-article-out cross-validation over several seeds, beside a majority baseline.
+
+Each fold trains on every group but one, for the configured number of epochs (no early
+stopping: there is no dev set to stop on without shrinking the training side further), and
+is scored on the held-out group. `train.epochs=0` scores the base model as it is (zero-shot).
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from collections import Counter
+from dataclasses import replace
+
+from accelerate.utils import set_seed
+
+from .config import RunConfig
+from .data import leave_one_group_out, load_sources
+from .metrics import compute_metrics
+from .modeling import load_base
+from .train import evaluate_dataset, fit
+
+logger = logging.getLogger(__name__)
+
+
+def majority_baseline(train_labels: list[int], test_labels: list[int]) -> dict:
+    majority = Counter(train_labels).most_common(1)[0][0]
+    return compute_metrics([majority] * len(test_labels), test_labels)
+
+
+def cross_validate(cfg: RunConfig, seeds: int = 3) -> dict:
+    """Per-fold, per-seed macro-F1 and accuracy, with mean and std over all of them."""
+    ds = load_sources([(s.path, s.weight) for s in cfg.data.train], cfg.data.claim)
+    folds = leave_one_group_out(ds)
+    runs, baselines = [], []
+    for held_out, train_ds, test_ds in folds:
+        base = majority_baseline(list(train_ds["label"]), list(test_ds["label"]))
+        baselines.append(
+            {"fold": held_out, "macro_f1": base["macro_f1"], "accuracy": base["accuracy"]}
+        )
+        for k in range(seeds):
+            seed = cfg.train.seed + k
+            fold_cfg = replace(cfg, train=replace(cfg.train, seed=seed, patience=0))
+            set_seed(seed)
+            model, tokenizer = load_base(cfg.model, [train_ds[0]["claim"], *train_ds["text"]])
+            if cfg.train.epochs > 0:
+                model = fit(fold_cfg, model, tokenizer, train_ds).model
+            m = evaluate_dataset(
+                model, tokenizer, test_ds, cfg.data.max_length, cfg.train.eval_batch_size
+            )
+            logger.info("fold %s seed %d: macro-F1 %.3f", held_out, seed, m["macro_f1"])
+            runs.append(
+                {
+                    "fold": held_out,
+                    "seed": seed,
+                    "n": m["n"],
+                    "macro_f1": m["macro_f1"],
+                    "accuracy": m["accuracy"],
+                }
+            )
+            if cfg.train.epochs == 0:
+                break  # nothing random happens without training: one seed says it all
+    return {
+        "name": cfg.name,
+        "runs": runs,
+        "baseline": baselines,
+        "summary": summarise(runs, baselines),
+    }
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.pstdev(values) if len(values) > 1 else 0.0
+
+
+def summarise(runs: list[dict], baselines: list[dict]) -> dict:
+    f1_mean, f1_std = _mean_std([r["macro_f1"] for r in runs])
+    acc_mean, acc_std = _mean_std([r["accuracy"] for r in runs])
+    base_mean, _ = _mean_std([b["macro_f1"] for b in baselines])
+    # Fold means first, then std across folds: how much the held-out article matters.
+    folds = sorted({r["fold"] for r in runs})
+    fold_means = [statistics.fmean(r["macro_f1"] for r in runs if r["fold"] == f) for f in folds]
+    return {
+        "macro_f1_mean": f1_mean,
+        "macro_f1_std": f1_std,
+        "accuracy_mean": acc_mean,
+        "accuracy_std": acc_std,
+        "fold_macro_f1_std": _mean_std(fold_means)[1],
+        "baseline_macro_f1_mean": base_mean,
+    }
+
+
+def format_report(report: dict) -> str:
+    lines = [
+        f"leave-one-article-out cross-validation: {report['name']}",
+        f"{'fold':<10}{'n':>5}{'seeds':>7}{'macro-F1':>16}{'accuracy':>16}{'majority F1':>13}",
+    ]
+    for b in report["baseline"]:
+        rs = [r for r in report["runs"] if r["fold"] == b["fold"]]
+        f1m, f1s = _mean_std([r["macro_f1"] for r in rs])
+        am, as_ = _mean_std([r["accuracy"] for r in rs])
+        lines.append(
+            f"{b['fold']:<10}{rs[0]['n']:>5}{len(rs):>7}{f1m:>10.3f} ± {f1s:.3f}"
+            f"{am:>10.3f} ± {as_:.3f}{b['macro_f1']:>13.3f}"
+        )
+    s = report["summary"]
+    lines.append(
+        f"{'mean':<10}{'':>5}{len(report['runs']):>7}{s['macro_f1_mean']:>10.3f} ± "
+        f"{s['macro_f1_std']:.3f}{s['accuracy_mean']:>10.3f} ± {s['accuracy_std']:.3f}"
+        f"{s['baseline_macro_f1_mean']:>13.3f}"
+    )
+    return "\n".join(lines)

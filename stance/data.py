@@ -1,0 +1,223 @@
+"""Statement files (JSON Lines, data/ANNOTATION.md) -> `datasets.Dataset`; group-aware splits.
+
+A group is the unit that must never straddle a split: an article for the seed data
+(`article_id`), a claim for Emergent (`group`). Skip rows (page furniture) are read,
+counted and left out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datasets import ClassLabel, Dataset, Features, Value, concatenate_datasets
+
+from .errors import InputError
+from .labels import DEFAULT_CLAIM, LABEL2ID, LABELS
+
+logger = logging.getLogger(__name__)
+
+FEATURES = Features(
+    {
+        "id": Value("string"),
+        "group": Value("string"),
+        "claim": Value("string"),
+        "text": Value("string"),
+        "label": ClassLabel(names=list(LABELS)),
+        "weight": Value("float32"),
+    }
+)
+_OPTIONAL_STR = ("claim", "article_id", "group", "note")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # valid JSON escapes, but not encodable text
+
+
+@dataclass
+class StatementFile:
+    """The rows of one statement file: labelled rows kept, skip rows counted."""
+
+    path: str
+    rows: list[dict] = field(default_factory=list)
+    skipped: int = 0
+
+
+def _parse_line(raw: bytes, path: Path, lineno: int) -> dict:
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"not valid UTF-8 (byte {e.start} of the line)", path, lineno) from None
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise InputError(f"invalid JSON: {e.msg} (column {e.colno})", path, lineno) from None
+    except RecursionError:
+        raise InputError("invalid JSON: nested too deeply", path, lineno) from None
+    except ValueError as e:  # e.g. an integer over Python's 4300-digit limit
+        raise InputError(f"invalid JSON: {e}", path, lineno) from None
+    if not isinstance(row, dict):
+        raise InputError(f"expected a JSON object, got {type(row).__name__}", path, lineno)
+    return row
+
+
+def _validate(row: dict, path: Path, lineno: int, claim: str | None) -> dict | None:
+    """Return the normalised row, or None for a skip row. Raises InputError naming the line."""
+    for key in ("id", "text"):
+        if key not in row:
+            raise InputError(f"missing required field '{key}'", path, lineno)
+    if isinstance(row["id"], bool) or not isinstance(row["id"], (str, int)):
+        raise InputError("'id' must be a string", path, lineno)
+    if not isinstance(row["text"], str) or not row["text"].strip():
+        raise InputError("'text' must be a non-empty string", path, lineno)
+    for key in _OPTIONAL_STR:
+        if key in row and row[key] is not None and not isinstance(row[key], (str, int)):
+            raise InputError(f"'{key}' must be a string", path, lineno)
+    skip = row.get("skip", False)
+    if not isinstance(skip, bool):
+        raise InputError("'skip' must be true or false", path, lineno)
+    if skip:
+        return None
+    if "label" not in row or row["label"] is None:
+        raise InputError(
+            "missing required field 'label' (only skip rows may omit it)", path, lineno
+        )
+    label = row["label"]
+    if not isinstance(label, str) or label not in LABEL2ID:
+        raise InputError(f"unknown label {label!r}; allowed: {', '.join(LABELS)}", path, lineno)
+    weight = row.get("weight", 1.0)
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < 1e38:
+        raise InputError("'weight' must be a non-negative number", path, lineno)
+    group = row.get("group") or row.get("article_id") or row["id"]
+    for key in ("id", "text", *_OPTIONAL_STR):
+        if isinstance(row.get(key), str) and _SURROGATE.search(row[key]):
+            raise InputError(f"'{key}' holds a lone surrogate escape (\\ud800-\\udfff)", path, lineno)
+    return {
+        "id": str(row["id"]),
+        "group": str(group),
+        "claim": str(row.get("claim") or claim or DEFAULT_CLAIM),
+        "text": row["text"].strip(),
+        "label": label,
+        "weight": float(weight),
+    }
+
+
+def _numbered_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    try:
+        with path.open("rb") as f:
+            yield from enumerate(f, start=1)
+    except FileNotFoundError:
+        raise InputError("no such file", path) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, expected a .jsonl file", path) from None
+
+
+def read_statements(path: str | Path, claim: str | None = None) -> StatementFile:
+    """Read and validate a statement file. Every problem is an InputError naming file and line."""
+    path = Path(path)
+    out = StatementFile(str(path))
+    seen: dict[str, int] = {}
+    for lineno, raw in _numbered_lines(path):
+        if lineno == 1:
+            raw = raw.removeprefix(b"\xef\xbb\xbf")  # tolerate a UTF-8 BOM
+        if not raw.strip():
+            continue
+        row = _parse_line(raw, path, lineno)
+        record = _validate(row, path, lineno, claim)
+        row_id = str(row["id"])
+        if row_id in seen:
+            raise InputError(
+                f"duplicate id {row_id!r} (first on line {seen[row_id]})", path, lineno
+            )
+        seen[row_id] = lineno
+        if record is None:
+            out.skipped += 1
+        else:
+            out.rows.append(record)
+    if not out.rows:
+        what = "only skip rows" if out.skipped else "no statements"
+        raise InputError(f"empty statement file ({what})", path)
+    return out
+
+
+def to_dataset(rows: Sequence[dict]) -> Dataset:
+    columns = {name: [r[name] for r in rows] for name in FEATURES}
+    columns["label"] = [LABEL2ID[label] for label in columns["label"]]
+    return Dataset.from_dict(columns, features=FEATURES)
+
+
+def load_statements(path: str | Path, claim: str | None = None, weight: float = 1.0) -> Dataset:
+    """Load a statement file as a Dataset; `label` is a ClassLabel over LABELS.
+
+    `claim` fills rows that carry none (default: the project claim); `weight` scales every
+    row's loss weight (for mixing sources).
+    """
+    statements = read_statements(path, claim)
+    if statements.skipped:
+        logger.info("%s: %d skip rows left out", path, statements.skipped)
+    rows = [{**r, "weight": r["weight"] * weight} for r in statements.rows]
+    return to_dataset(rows)
+
+
+def load_sources(sources: Sequence[tuple[str, float]], claim: str | None = None) -> Dataset:
+    """Concatenate several statement files, each with its own loss weight."""
+    parts = [load_statements(path, claim, weight) for path, weight in sources]
+    return parts[0] if len(parts) == 1 else concatenate_datasets(parts)
+
+
+def label_counts(ds: Dataset) -> dict[str, int]:
+    counts = Counter(ds["label"])
+    return {label: counts.get(i, 0) for i, label in enumerate(LABELS)}
+
+
+def leave_one_group_out(ds: Dataset) -> list[tuple[str, Dataset, Dataset]]:
+    """One fold per group: (held-out group, train, test); no group is on both sides."""
+    groups = list(ds["group"])
+    folds = []
+    for held in sorted(set(groups)):
+        test_idx = [i for i, g in enumerate(groups) if g == held]
+        train_idx = [i for i, g in enumerate(groups) if g != held]
+        folds.append((held, ds.select(train_idx), ds.select(test_idx)))
+    return folds
+
+
+def group_split(
+    ds: Dataset, dev_fraction: float, seed: int, tries: int = 200
+) -> tuple[Dataset, Dataset]:
+    """Seeded split into (train, dev) by whole groups, stratified by label.
+
+    Among the prefixes of `tries` seeded orderings of the groups, keep the one whose dev
+    size and label mix come closest to `dev_fraction` and the overall mix. Needs at least
+    two groups.
+    """
+    groups, labels = list(ds["group"]), list(ds["label"])
+    by_group: dict[str, list[int]] = {}
+    for i, g in enumerate(groups):
+        by_group.setdefault(g, []).append(i)
+    names = sorted(by_group)
+    if len(names) < 2:
+        raise InputError(f"a group split needs at least two groups, found {len(names)}")
+    n = len(groups)
+    target = Counter(labels)
+    rng = random.Random(seed)
+    best: tuple[float, list[str]] | None = None
+    for _ in range(tries):
+        rng.shuffle(names)
+        size, dev_labels = 0, Counter()
+        for k, name in enumerate(names[:-1]):  # leave at least one group for training
+            size += len(by_group[name])
+            dev_labels.update(labels[i] for i in by_group[name])
+            mix = sum(abs(dev_labels[c] / size - target[c] / n) for c in target)
+            score = abs(size / n - dev_fraction) + 0.25 * mix  # size first, then label mix
+            if best is None or score < best[0]:
+                best = (score, list(names[: k + 1]))
+            if size >= dev_fraction * n:
+                break
+    assert best is not None
+    dev_set = set(best[1])
+    dev_idx = [i for i, g in enumerate(groups) if g in dev_set]
+    train_idx = [i for i, g in enumerate(groups) if g not in dev_set]
+    return ds.select(train_idx), ds.select(dev_idx)

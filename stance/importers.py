@@ -1,0 +1,239 @@
+"""Importers: public stance corpora -> statement files (JSON Lines, see data/ANNOTATION.md).
+
+Emergent (Ferreira & Vlachos, 2016) pairs a rumour claim with news-article headlines, each
+labelled for its stance toward the claim. `import_emergent` turns the official clean train
+and test CSVs into `train.jsonl` and `test.jsonl` that `stance.data.load_statements` reads:
+
+=====================  ==========================================
+Emergent               record
+=====================  ==========================================
+articleHeadline        text
+claimHeadline          claim
+articleHeadlineStance  label: for -> supports, against -> doubts,
+                       observing -> neutral
+claimId                group (the split unit: one claim's rows
+                       never straddle a split)
+articleId, claimId     id = "emergent-{articleId}-{claimId}"
+=====================  ==========================================
+
+Every problem is an `InputError` naming the CSV file and, for a bad row, the line the row
+starts on; nothing is written unless both splits parse.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InputError
+from .labels import LABELS
+
+logger = logging.getLogger(__name__)
+
+EMERGENT_FILES: dict[str, str] = {
+    "train": "url-versions-2015-06-14-clean-train.csv",
+    "test": "url-versions-2015-06-14-clean-test.csv",
+}
+EMERGENT_LABELS: dict[str, str] = {"for": "supports", "against": "doubts", "observing": "neutral"}
+EMERGENT_COLUMNS: tuple[str, ...] = (
+    "claimHeadline",
+    "articleHeadline",
+    "articleHeadlineStance",
+    "articleId",
+    "claimId",
+)
+_WS = re.compile(r"\s+")
+
+assert set(EMERGENT_LABELS.values()) == set(LABELS), "EMERGENT_LABELS must cover LABELS"
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Where a record came from, for error messages."""
+
+    path: Path
+    line: int
+
+
+def _clean(text: str) -> str:
+    """Collapse runs of whitespace (a quoted field may span lines) and strip the ends."""
+    return _WS.sub(" ", text).strip()
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """Yield (first physical line of the record, fields) for every record, header included.
+
+    The file is decoded as strict UTF-8 (a leading BOM is tolerated) before parsing, so a bad
+    byte is reported on its exact line. Blank lines are skipped; CSV syntax errors become
+    InputError naming the line the record starts on.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError("no such file", path) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, expected a CSV file", path) from None
+    except OSError as e:
+        raise InputError(f"cannot read: {e.strerror or e}", path) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise InputError(f"not valid UTF-8 (byte 0x{data[e.start]:02x})", path, line) from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    end = 0  # last physical line consumed so far
+    while True:
+        start = end + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise InputError(f"malformed CSV: {e}", path, start) from None
+        end = reader.line_num
+        if fields:
+            yield start, fields
+
+
+def _read_emergent_csv(path: Path) -> list[tuple[_Where, dict[str, str]]]:
+    """Parse one official Emergent CSV into (where, record) pairs, validating every row."""
+    rows = _csv_rows(path)
+    try:
+        header_line, header = next(rows)
+    except StopIteration:
+        raise InputError("empty file: expected a header row", path) from None
+    header = [name.strip() for name in header]
+    missing = [name for name in EMERGENT_COLUMNS if name not in header]
+    if missing:
+        raise InputError(
+            f"missing required column(s) {', '.join(missing)}; header is {header!r}",
+            path,
+            header_line,
+        )
+    index = {name: header.index(name) for name in EMERGENT_COLUMNS}
+    out: list[tuple[_Where, dict[str, str]]] = []
+    for line, fields in rows:
+        if len(fields) != len(header):
+            raise InputError(
+                f"expected {len(header)} fields as in the header, found {len(fields)}", path, line
+            )
+        value = {name: _clean(fields[i]) for name, i in index.items()}
+        for name in EMERGENT_COLUMNS:
+            if not value[name]:
+                raise InputError(f"empty {name}", path, line)
+        stance = value["articleHeadlineStance"]
+        if stance not in EMERGENT_LABELS:
+            allowed = ", ".join(EMERGENT_LABELS)
+            raise InputError(
+                f"unknown articleHeadlineStance {stance!r}; allowed: {allowed}", path, line
+            )
+        record = {
+            "id": f"emergent-{value['articleId']}-{value['claimId']}",
+            "group": value["claimId"],
+            "claim": value["claimHeadline"],
+            "text": value["articleHeadline"],
+            "label": EMERGENT_LABELS[stance],
+        }
+        out.append((_Where(path, line), record))
+    if not out:
+        raise InputError("no data rows after the header", path)
+    return out
+
+
+def _check_emergent(splits: dict[str, list[tuple[_Where, dict[str, str]]]]) -> None:
+    """Ids must be unique over all splits and no claim (group) may sit in two splits."""
+    seen_id: dict[str, _Where] = {}
+    group_split: dict[str, tuple[str, _Where]] = {}
+    for split, rows in splits.items():
+        for where, record in rows:
+            first = seen_id.get(record["id"])
+            if first is not None:
+                raise InputError(
+                    f"duplicate article/claim pair (id {record['id']!r}, first at "
+                    f"{first.path}:{first.line})",
+                    where.path,
+                    where.line,
+                )
+            seen_id[record["id"]] = where
+            other = group_split.setdefault(record["group"], (split, where))
+            if other[0] != split:
+                raise InputError(
+                    f"claimId {record['group']!r} is in both the {other[0]} split "
+                    f"({other[1].path}:{other[1].line}) and the {split} split; "
+                    "a claim must not straddle splits",
+                    where.path,
+                    where.line,
+                )
+
+
+def _write_jsonl_atomic(records: list[dict[str, str]], target: Path) -> Path:
+    """Write records to a temp file next to `target`; return the temp path (not yet renamed)."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            for record in records:
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        # mkstemp creates the file 0600; give it the old file's mode, or rw-r--r--.
+        mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
+        os.chmod(tmp, mode)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
+
+
+def import_emergent(src_dir: str | Path, out_dir: str | Path) -> dict[str, dict[str, int]]:
+    """Import the official Emergent train/test CSVs from `src_dir` into `out_dir`.
+
+    Writes `out_dir/train.jsonl` and `out_dir/test.jsonl` (statement records with id, group,
+    claim, text, label; see the module docstring for the mapping) and returns the label
+    counts per split, e.g. ``{"train": {"supports": 992, "doubts": 304, "neutral": 775}, ...}``.
+
+    Both CSVs are parsed and checked (unknown stance, empty field, wrong field count, duplicate
+    article/claim pair, a claim in both splits) before anything is written; any problem raises
+    `InputError` naming the file and line, and leaves existing outputs untouched. Each output
+    is written to a temp file in `out_dir` and moved into place with `os.replace`.
+    """
+    src = Path(src_dir)
+    out = Path(out_dir)
+    splits = {split: _read_emergent_csv(src / name) for split, name in EMERGENT_FILES.items()}
+    _check_emergent(splits)
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"cannot create output directory: {e.strerror or e}", out) from None
+    temps: dict[str, Path] = {}
+    try:
+        for split, rows in splits.items():
+            temps[split] = _write_jsonl_atomic([r for _, r in rows], out / f"{split}.jsonl")
+        for split, tmp in temps.items():
+            os.replace(tmp, out / f"{split}.jsonl")
+    finally:
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
+
+    counts: dict[str, dict[str, int]] = {}
+    for split, rows in splits.items():
+        counts[split] = {label: 0 for label in LABELS}
+        for _, record in rows:
+            counts[split][record["label"]] += 1
+        logger.info(
+            "emergent %s: %d statements, %d claims -> %s (%s)",
+            split,
+            len(rows),
+            len({r["group"] for _, r in rows}),
+            out / f"{split}.jsonl",
+            ", ".join(f"{k} {v}" for k, v in counts[split].items()),
+        )
+    return counts

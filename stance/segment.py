@@ -1,0 +1,112 @@
+"""Cut articles into sentences with pysbd, keeping every sentence in order.
+
+Line breaks are hard boundaries (headlines, captions and bullets rarely end in a full stop);
+inside a line pysbd decides. Whitespace is normalised; empty pieces are dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from functools import lru_cache
+from pathlib import Path
+
+import pysbd
+
+from .errors import InputError
+
+_WS = re.compile(r"\s+")
+_SEED_NAME = re.compile(r"^(\d+)_[0-9a-fA-F]+$")
+_SAFE_ID = re.compile(r"[^A-Za-z0-9._-]+")
+# pysbd is regex-heavy; very long lines are cut into windows of this many characters first,
+# at the last space inside the window, so a 5 MB line with no full stop cannot stall it.
+_MAX_CHUNK = 2000
+_MAX_ID = 120  # well under the 255-byte file-name limit, with room for suffixes
+
+
+@lru_cache(maxsize=1)
+def _segmenter() -> pysbd.Segmenter:
+    return pysbd.Segmenter(language="en", clean=False)
+
+
+def normalise(text: str) -> str:
+    return _WS.sub(" ", text).strip()
+
+
+def _chunks(line: str) -> Iterator[str]:
+    while len(line) > _MAX_CHUNK:
+        cut = line.rfind(" ", 0, _MAX_CHUNK)
+        cut = cut if cut > 0 else _MAX_CHUNK
+        yield line[:cut]
+        line = line[cut:]
+    yield line
+
+
+def split_sentences(text: str) -> list[str]:
+    """Return the sentences of `text`, in order, whitespace-normalised."""
+    text = text.replace("\x00", " ").lstrip("\ufeff")
+    sentences: list[str] = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        for chunk in _chunks(line):
+            pieces = _segmenter().segment(chunk)
+            if "".join(pieces).split() != chunk.split():
+                # pysbd drops text around its own placeholder characters and after "!!" or
+                # "?!"; never lose a word: keep such a line whole.
+                pieces = [chunk]
+            for piece in pieces:
+                piece = normalise(piece)
+                if piece:
+                    sentences.append(piece)
+    return sentences
+
+
+def article_id_from_path(path: str | Path) -> str:
+    """`000_88a8.txt` -> `000`; any other name -> its stem, made safe for use in file names."""
+    stem = Path(path).stem
+    match = _SEED_NAME.match(stem)
+    return safe_id(match.group(1) if match else stem)
+
+
+def safe_id(article_id: str) -> str:
+    """An id that cannot escape a directory when used in a path (no separators, no `..`)."""
+    cleaned = _SAFE_ID.sub("_", str(article_id)).strip("._")[:_MAX_ID]
+    return cleaned.rstrip("._") or "article"
+
+
+def read_text(path: str | Path, max_bytes: int | None = None) -> str:
+    """Read a UTF-8 article; clear errors for binary, non-UTF-8, empty and oversized files."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError("no such file", path) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, expected a text file", path) from None
+    except OSError as e:
+        raise InputError(f"cannot read: {e.strerror}", path) from None
+    if max_bytes is not None and len(data) > max_bytes:
+        raise InputError(f"article is {len(data):,} bytes, over the limit of {max_bytes:,}", path)
+    return decode_text(data, path)
+
+
+def decode_text(data: bytes, path: str | Path) -> str:
+    if b"\x00" in data[:8192]:
+        raise InputError("looks binary (NUL bytes), expected UTF-8 text", path)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise InputError(f"not valid UTF-8 (byte {e.start})", path, line) from None
+    if not text.strip():
+        raise InputError("empty article", path)
+    return text
+
+
+def sentence_records(article_id: str, text: str) -> list[dict]:
+    """One record per sentence: id, article_id, sentence_index, text."""
+    return [
+        {"id": f"{article_id}-{i:02d}", "article_id": article_id, "sentence_index": i, "text": s}
+        for i, s in enumerate(split_sentences(text))
+    ]

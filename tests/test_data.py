@@ -1,0 +1,157 @@
+import json
+
+import pytest
+from conftest import DATA
+from datasets import ClassLabel
+
+from stance.data import (
+    group_split,
+    label_counts,
+    leave_one_group_out,
+    load_sources,
+    load_statements,
+    read_statements,
+)
+from stance.errors import InputError
+from stance.labels import DEFAULT_CLAIM, LABELS
+
+
+def write_rows(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def row(i, label="supports", **extra):
+    return {
+        "id": f"a-{i}",
+        "article_id": "a",
+        "sentence_index": i,
+        "text": f"Text {i}.",
+        "label": label,
+        **extra,
+    }
+
+
+def test_seed_dataset_covers_all_articles_and_labels():
+    ds = load_statements(DATA)
+    assert len(ds) >= 60
+    assert isinstance(ds.features["label"], ClassLabel)
+    assert ds.features["label"].names == list(LABELS)
+    assert set(ds["group"]) == {"000", "003", "004"}
+    assert all(n > 0 for n in label_counts(ds).values())
+    assert set(ds["claim"]) == {DEFAULT_CLAIM}
+
+
+def test_skip_rows_are_left_out_and_counted(tmp_path):
+    path = write_rows(
+        tmp_path / "s.jsonl",
+        [row(0), {"id": "x", "text": "Advertisement", "skip": True}, row(1, "doubts")],
+    )
+    statements = read_statements(path)
+    assert statements.skipped == 1 and len(statements.rows) == 2
+    assert len(load_statements(path)) == 2
+
+
+def test_seed_skip_rows_are_counted():
+    statements = read_statements(DATA)
+    assert statements.skipped > 0
+    assert len(statements.rows) + statements.skipped == sum(1 for _ in DATA.open())
+
+
+def test_claim_defaults_and_row_claims_win(tmp_path):
+    path = write_rows(tmp_path / "s.jsonl", [row(0), row(1, claim="Other claim.")])
+    assert list(load_statements(path)["claim"]) == [DEFAULT_CLAIM, "Other claim."]
+    assert list(load_statements(path, claim="Mine.")["claim"]) == ["Mine.", "Other claim."]
+
+
+@pytest.mark.parametrize(
+    ("content", "message", "line"),
+    [
+        (b'{"id": "a", "text": "x", "label": "supports"}\n{oops\n', "invalid JSON", 2),
+        (b'{"text": "x", "label": "supports"}\n', "missing required field 'id'", 1),
+        (b'{"id": "a", "label": "supports"}\n', "missing required field 'text'", 1),
+        (b'{"id": "a", "text": "x"}\n', "missing required field 'label'", 1),
+        (b'{"id": "a", "text": "x", "label": "agree"}\n', "allowed: supports, doubts, neutral", 1),
+        (b'{"id": "a", "text": "x", "label": "Supports"}\n', "unknown label 'Supports'", 1),
+        (
+            b'{"id": "a", "text": "x", "label": "neutral"}\n{"id": "a", "text": "y", '
+            b'"label": "neutral"}\n',
+            "duplicate id 'a' \\(first on line 1\\)",
+            2,
+        ),
+        (
+            b'{"id": "a", "text": "x", "label": "neutral"}\n{"id": "b", "text": "caf\xe9", '
+            b'"label": "neutral"}\n',
+            "not valid UTF-8",
+            2,
+        ),
+        (b"[1, 2]\n", "expected a JSON object", 1),
+        (b'{"id": "a", "text": 5, "label": "neutral"}\n', "'text' must be a non-empty string", 1),
+        (b'{"id": "a", "text": "x", "label": "neutral", "skip": "yes"}\n', "'skip'", 1),
+        (b"[" * 100_000 + b"\n", "invalid JSON", 1),
+    ],
+)
+def test_bad_rows_name_file_and_line(tmp_path, content, message, line):
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=message) as err:
+        read_statements(path)
+    assert f"{path}:{line}:" in str(err.value)
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n", b'{"id": "a", "text": "x", "skip": true}\n'])
+def test_empty_file_is_an_error(tmp_path, content):
+    path = tmp_path / "empty.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match="empty statement file"):
+        read_statements(path)
+
+
+def test_missing_file_is_an_error(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        read_statements(tmp_path / "nope.jsonl")
+
+
+def test_bom_and_crlf_load(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"id": "a", "text": "x", "label": "doubts"}\r\n')
+    assert load_statements(path)["label"][0] == LABELS.index("doubts")
+
+
+def test_leave_one_group_out_never_mixes_groups():
+    ds = load_statements(DATA)
+    folds = leave_one_group_out(ds)
+    assert [held for held, _, _ in folds] == ["000", "003", "004"]
+    for held, train, test in folds:
+        assert set(test["group"]) == {held}
+        assert held not in set(train["group"])
+        assert len(train) + len(test) == len(ds)
+
+
+def test_group_split_is_seeded_disjoint_and_near_the_fraction(tmp_path):
+    rows = [
+        {"id": f"{g}-{i}", "group": f"g{g}", "text": "t", "label": LABELS[(g + i) % 3]}
+        for g in range(20)
+        for i in range(5)
+    ]
+    ds = load_statements(write_rows(tmp_path / "g.jsonl", rows))
+    train, dev = group_split(ds, 0.2, seed=1)
+    assert not set(train["group"]) & set(dev["group"])
+    assert len(train) + len(dev) == len(ds)
+    assert abs(len(dev) / len(ds) - 0.2) <= 0.05
+    again = group_split(ds, 0.2, seed=1)[1]
+    assert list(again["id"]) == list(dev["id"])
+    assert list(group_split(ds, 0.2, seed=2)[1]["id"]) != list(dev["id"])
+
+
+def test_group_split_needs_two_groups(tmp_path):
+    ds = load_statements(write_rows(tmp_path / "s.jsonl", [row(0), row(1)]))
+    with pytest.raises(InputError, match="at least two groups"):
+        group_split(ds, 0.5, 0)
+
+
+def test_sources_mix_with_weights(tmp_path):
+    a = write_rows(tmp_path / "a.jsonl", [row(0), row(1)])
+    b = write_rows(tmp_path / "b.jsonl", [{**row(0), "id": "b-0"}])
+    ds = load_sources([(str(a), 1.0), (str(b), 0.5)])
+    assert list(ds["weight"]) == [1.0, 1.0, 0.5]

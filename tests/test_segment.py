@@ -1,0 +1,115 @@
+import json
+import time
+
+import pytest
+from conftest import ROOT, SEEDS
+
+from stance.cli import main
+from stance.errors import InputError
+from stance.segment import (
+    article_id_from_path,
+    read_text,
+    safe_id,
+    sentence_records,
+    split_sentences,
+)
+
+
+def test_sentences_in_order_and_whitespace_normalised():
+    text = "First  sentence here.\tSecond one, with   spaces!\n\nA headline without stop\nLast."
+    assert split_sentences(text) == [
+        "First sentence here.",
+        "Second one, with spaces!",
+        "A headline without stop",
+        "Last.",
+    ]
+
+
+def test_every_character_of_the_seeds_is_kept():
+    for path in SEEDS.glob("*.txt"):
+        text = path.read_text(encoding="utf-8")
+        joined = "".join(s.replace(" ", "") for s in split_sentences(text))
+        assert joined == "".join(text.split())
+
+
+def test_quotes_and_abbreviations_do_not_split():
+    text = "U.S. President Joe Biden said Washington had not verified it. NATO agreed."
+    assert split_sentences(text) == [
+        "U.S. President Joe Biden said Washington had not verified it.",
+        "NATO agreed.",
+    ]
+
+
+def test_article_ids_from_seed_names_and_others():
+    assert article_id_from_path("seeds/000_88a8283e57a9c995.txt") == "000"
+    assert article_id_from_path("x/my-article.txt") == "my-article"
+    assert article_id_from_path("x/../../etc.txt") == "etc"
+
+
+@pytest.mark.parametrize("bad", ["../evil", "a/b", "..", "/abs", "", "a\\b"])
+def test_safe_id_cannot_escape_a_directory(bad, tmp_path):
+    sid = safe_id(bad)
+    assert sid and "/" not in sid and "\\" not in sid and sid not in (".", "..")
+    assert (tmp_path / sid).resolve().parent == tmp_path.resolve()
+
+
+def test_records_have_the_documented_fields():
+    recs = sentence_records("007", "One. Two.")
+    assert recs == [
+        {"id": "007-00", "article_id": "007", "sentence_index": 0, "text": "One."},
+        {"id": "007-01", "article_id": "007", "sentence_index": 1, "text": "Two."},
+    ]
+
+
+def test_read_text_errors_name_the_file(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("  \n")
+    binary = tmp_path / "bin.txt"
+    binary.write_bytes(b"\x00\x01\x02abc")
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("ok\ncaf\xe9".encode("latin-1"))
+    for path, message in [
+        (empty, "empty article"),
+        (binary, "binary"),
+        (latin, "not valid UTF-8"),
+        (tmp_path / "missing.txt", "no such file"),
+    ]:
+        with pytest.raises(InputError, match=message) as err:
+            read_text(path)
+        assert str(path) in str(err.value)
+    with pytest.raises(InputError, match=r"latin.txt:2"):
+        read_text(latin)
+
+
+def test_bom_and_crlf_are_handled(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_bytes("\ufeffOne sentence.\r\nTwo sentence.\r\n".encode())
+    assert split_sentences(read_text(path)) == ["One sentence.", "Two sentence."]
+
+
+def test_long_line_without_full_stops_is_fast():
+    text = "word " * 200_000  # 1 MB, one line, no sentence end
+    start = time.perf_counter()
+    sentences = split_sentences(text)
+    assert time.perf_counter() - start < 30
+    assert "".join(sentences).replace(" ", "") == text.replace(" ", "")
+
+
+def test_segment_cli_writes_all_seed_sentences(tmp_path):
+    out = tmp_path / "sentences.jsonl"
+    assert main(["segment", *map(str, sorted(SEEDS.glob("*.txt"))), "--output", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    labelled = [json.loads(line) for line in (ROOT / "data" / "withdrawal.jsonl").open()]
+    # The annotated file is exactly the segmenter's output, labelled.
+    assert [(r["id"], r["text"]) for r in rows] == [(r["id"], r["text"]) for r in labelled]
+    assert {r["article_id"] for r in rows} == {"000", "003", "004"}
+
+
+def test_segment_cli_keeps_going_after_a_bad_file(tmp_path, caplog):
+    good = tmp_path / "good.txt"
+    good.write_text("Fine. Also fine.")
+    out = tmp_path / "s.jsonl"
+    code = main(["segment", str(tmp_path / "nope.txt"), str(good), "--output", str(out)])
+    assert code == 1
+    assert "nope.txt" in caplog.text
+    assert len(out.read_text().splitlines()) == 2

@@ -1,0 +1,211 @@
+import json
+import shutil
+
+import pytest
+import torch
+from conftest import DATA, tiny_config
+from transformers import pipeline
+
+from stance.cli import main
+from stance.data import load_statements, to_dataset
+from stance.errors import ConfigError
+from stance.labels import LABELS
+from stance.modeling import load_base, load_classifier
+from stance.train import (
+    COMPLETE_MARKER,
+    class_weights,
+    fit,
+    last_checkpoint,
+    run_training,
+    weighted_loss,
+)
+
+NINE = [
+    ("Units are returning to their permanent bases after the drills.", "supports"),
+    ("Trains carried the tanks back to their home garrisons.", "supports"),
+    ("The ministry said the pullback has begun.", "supports"),
+    ("NATO has seen no sign of any withdrawal.", "doubts"),
+    ("More troops are on the way, officials warned.", "doubts"),
+    ("It remains to be seen whether forces will leave.", "doubts"),
+    ("Ukraine marked a day of national unity with flags.", "neutral"),
+    ("Foreign ministers will meet in Munich this week.", "neutral"),
+    ("Crimea is a peninsula on the Black Sea.", "neutral"),
+]
+
+
+def nine_rows():
+    return to_dataset(
+        [
+            {
+                "id": str(i),
+                "group": str(i % 3),
+                "claim": "Russia is withdrawing.",
+                "text": t,
+                "label": y,
+                "weight": 1.0,
+            }
+            for i, (t, y) in enumerate(NINE)
+        ]
+    )
+
+
+def test_class_weights_balance_and_ignore_absent():
+    w = class_weights([0, 0, 0, 1], [1, 1, 1, 1])
+    assert w[0] * 3 == pytest.approx(w[1] * 1)
+    assert w[2] == 1.0  # absent class: left alone
+
+
+def test_weighted_loss_matches_plain_cross_entropy_when_unweighted():
+    logits, labels = torch.randn(5, 3), torch.tensor([0, 1, 2, 1, 0])
+    plain = torch.nn.functional.cross_entropy(logits, labels)
+    assert weighted_loss(logits, labels, torch.ones(5), torch.ones(3)) == pytest.approx(
+        plain.item()
+    )
+
+
+def test_tiny_model_fits_nine_rows_and_loss_falls():
+    ds = nine_rows()
+    cfg = tiny_config(
+        None,
+        "train.epochs=60",
+        "train.batch_size=9",
+        "train.lr=1e-2",
+        "train.class_weights=false",
+        "train.seed=3",
+    )
+    torch.manual_seed(3)
+    model, tokenizer = load_base(cfg.model, [ds[0]["claim"], *ds["text"]])
+    result = fit(cfg, model, tokenizer, ds, dev_ds=ds)
+    losses = [h["loss"] for h in result.state.history if "loss" in h]
+    assert losses[-1] < losses[0] * 0.5
+    assert result.dev_metrics["accuracy"] == 1.0
+
+
+def run_tiny(tmp_path, *overrides):
+    cfg = tiny_config(tmp_path, *overrides)
+    return cfg, run_training(cfg)
+
+
+def test_run_directory_contents_and_reload(tmp_path):
+    cfg, metrics = run_tiny(tmp_path / "run")
+    run = cfg.run_dir
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "config.yaml",
+        "metrics.json",
+        "README.md",
+        "confusion_matrix.png",
+        "training_curves.png",
+    ):
+        assert (run / name).is_file(), name
+    assert not list(run.glob("*.bin"))
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["dev"]["macro_f1"] == metrics["dev"]["macro_f1"]
+    card = (run / "README.md").read_text()
+    assert "macro-F1" in card and "torch" in card and "sha256" in card
+
+    model, tokenizer = load_classifier(run)
+    assert [model.config.id2label[i] for i in range(3)] == list(LABELS)
+    assert model.config.stance_claim == cfg.data.claim
+    # save -> load gives identical logits (run_training saved the best weights it evaluated)
+    ds = load_statements(DATA)
+    enc = tokenizer([cfg.data.claim] * 4, ds["text"][:4], padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        first = model(**enc).logits
+        again = load_classifier(run)[0](**enc).logits
+    assert torch.equal(first, again)
+
+    clf = pipeline("text-classification", model=str(run), tokenizer=str(run), device="cpu")
+    out = clf({"text": cfg.data.claim, "text_pair": "Units return to base."}, top_k=None)
+    assert {o["label"] for o in out} == set(LABELS)
+
+
+def test_same_config_and_seed_give_the_same_metrics(tmp_path):
+    _, a = run_tiny(tmp_path / "a", "train.epochs=2")
+    _, b = run_tiny(tmp_path / "b", "train.epochs=2")
+    assert a["dev"] == b["dev"]
+    assert [h for h in a["history"]] == [h for h in b["history"]]
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path, monkeypatch):
+    common = (
+        "train.epochs=4",
+        "train.checkpoint_every=3",
+        "train.keep_checkpoints=10",
+        "train.eval_every=4",
+        "model.dropout=0.2",
+    )
+    _, full = run_tiny(tmp_path / "full", *common)
+
+    import stance.train as train_module
+
+    calls = {"n": 0}
+    real_loss = train_module.weighted_loss
+
+    def dying_loss(*args):
+        calls["n"] += 1
+        if calls["n"] == 8:  # dies inside step 8, after the checkpoint of step 6
+            raise Killed
+        return real_loss(*args)
+
+    monkeypatch.setattr(train_module, "weighted_loss", dying_loss)
+    with pytest.raises(Killed):
+        run_tiny(tmp_path / "cut", *common)
+    monkeypatch.setattr(train_module, "weighted_loss", real_loss)
+    ckpts = sorted((tmp_path / "cut" / "checkpoints").glob("step-*"))
+    assert [c.name for c in ckpts] == ["step-0000003", "step-0000006"]
+    # A half-written checkpoint (no marker) is never taken for a complete one.
+    shutil.copytree(ckpts[-1], tmp_path / "cut" / "checkpoints" / "step-0000009")
+    (tmp_path / "cut" / "checkpoints" / "step-0000009" / COMPLETE_MARKER).unlink()
+    assert last_checkpoint(tmp_path / "cut").name == "step-0000006"
+
+    resumed = run_training(tiny_config(tmp_path / "cut", *common), resume=True)
+    assert resumed["steps"] == full["steps"]
+    assert resumed["dev"] == full["dev"]
+    assert resumed["history"] == full["history"]
+    a = load_classifier(tmp_path / "full")[0].state_dict()
+    b = load_classifier(tmp_path / "cut")[0].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_cli_train_prints_metrics_and_rejects_bad_config(tmp_path, capsys):
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                "configs/tiny.yaml",
+                "--output-dir",
+                str(tmp_path / "r"),
+                "train.epochs=1",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "macro-F1" in out and str(tmp_path / "r") in out
+    assert main(["train", "--config", "configs/tiny.yaml", "train.bogus=1"]) == 2
+    with pytest.raises(ConfigError):
+        tiny_config(None, "train.bogus=1")
+
+
+def test_cli_evaluate_json(tmp_path, capsys):
+    run_tiny(tmp_path / "r", "train.epochs=1")
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(tmp_path / "r"), "--data", str(DATA), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert 0 <= report["accuracy"] <= 1 and 0 <= report["macro_f1"] <= 1
+    assert report["n"] == len(load_statements(DATA))
+
+
+def test_evaluate_refuses_pickle_only_model_dir(tmp_path, caplog):
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "pytorch_model.bin").write_bytes(b"not really")
+    assert main(["evaluate", "--model", str(tmp_path), "--data", str(DATA)]) == 2
+    assert "refusing to unpickle" in caplog.text
