@@ -19,8 +19,17 @@ export TOKENIZERS_PARALLELISM := false
 
 setup: .venv/.installed
 
-train: setup
+# The default model starts from the Emergent-trained classifier (see README); both steps
+# are skipped when their outputs exist.
+SHARED ?= ../shared
+train: setup models/emergent/model.safetensors
 	$(PY) scripts/train.py --config configs/withdrawal.yaml
+
+data/emergent/train.jsonl:
+	$(PY) -m stance.cli import emergent $(SHARED)/data/emergent --output data/emergent
+
+models/emergent/model.safetensors: data/emergent/train.jsonl | setup
+	$(PY) scripts/train.py --config configs/emergent.yaml
 
 # pytest exits 5 when it collects no test; that is a failure here, as is any other non-zero code.
 test: setup

@@ -1,6 +1,6 @@
 """Training examples/s of `stance train` against `transformers.Trainer`; prints a table.
 
-    python scripts/bench_train.py [--steps 30] [--rounds 3] [--quality] [--json out.json]
+python scripts/bench_train.py [--steps 30] [--rounds 3] [--quality] [--json out.json]
 """
 
 import argparse
@@ -21,11 +21,14 @@ if __name__ == "__main__":
     p.add_argument("overrides", nargs="*", help="config overrides for stance's loop")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    result = throughput(args.steps, args.batch_size, args.rounds, max_length=args.max_length,
-                        extra=args.overrides)
+    result = throughput(
+        args.steps, args.batch_size, args.rounds, max_length=args.max_length, extra=args.overrides
+    )
     print(json.dumps(result["machine"]))
-    print(f"float32 matmul peak measured: {result['matmul_gflops']:.0f} GFLOP/s; "
-          f"mean pair length {result['mean_tokens']:.1f} tokens")
+    print(
+        f"float32 matmul peak measured: {result['matmul_gflops']:.0f} GFLOP/s; "
+        f"mean pair length {result['mean_tokens']:.1f} tokens"
+    )
     print(result["table"])
     if args.quality:
         result["quality"] = time_to_quality()

@@ -94,7 +94,9 @@ def _validate(row: dict, path: Path, lineno: int, claim: str | None) -> dict | N
     group = row.get("group") or row.get("article_id") or row["id"]
     for key in ("id", "text", *_OPTIONAL_STR):
         if isinstance(row.get(key), str) and _SURROGATE.search(row[key]):
-            raise InputError(f"'{key}' holds a lone surrogate escape (\\ud800-\\udfff)", path, lineno)
+            raise InputError(
+                f"'{key}' holds a lone surrogate escape (\\ud800-\\udfff)", path, lineno
+            )
     return {
         "id": str(row["id"]),
         "group": str(group),

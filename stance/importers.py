@@ -35,6 +35,7 @@ from pathlib import Path
 
 from .errors import InputError
 from .labels import LABELS
+from .segment import read_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -75,14 +76,7 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     byte is reported on its exact line. Blank lines are skipped; CSV syntax errors become
     InputError naming the line the record starts on.
     """
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError("no such file", path) from None
-    except IsADirectoryError:
-        raise InputError("is a directory, expected a CSV file", path) from None
-    except OSError as e:
-        raise InputError(f"cannot read: {e.strerror or e}", path) from None
+    data = read_bytes(path, "a CSV file")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:

@@ -75,17 +75,22 @@ def safe_id(article_id: str) -> str:
     return cleaned.rstrip("._") or "article"
 
 
-def read_text(path: str | Path, max_bytes: int | None = None) -> str:
-    """Read a UTF-8 article; clear errors for binary, non-UTF-8, empty and oversized files."""
-    path = Path(path)
+def read_bytes(path: Path, expected: str) -> bytes:
+    """A file's bytes, or an InputError naming it (missing, a directory, unreadable)."""
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise InputError("no such file", path) from None
     except IsADirectoryError:
-        raise InputError("is a directory, expected a text file", path) from None
+        raise InputError(f"is a directory, expected {expected}", path) from None
     except OSError as e:
-        raise InputError(f"cannot read: {e.strerror}", path) from None
+        raise InputError(f"cannot read: {e.strerror or e}", path) from None
+
+
+def read_text(path: str | Path, max_bytes: int | None = None) -> str:
+    """Read a UTF-8 article; clear errors for binary, non-UTF-8, empty and oversized files."""
+    path = Path(path)
+    data = read_bytes(path, "a text file")
     if max_bytes is not None and len(data) > max_bytes:
         raise InputError(f"article is {len(data):,} bytes, over the limit of {max_bytes:,}", path)
     return decode_text(data, path)

@@ -41,8 +41,9 @@ def timed(fn: Callable[[], object]) -> tuple[float, object]:
     return time.perf_counter() - start, out
 
 
-def matmul_gflops(size: int = 1024, repeat: int = 10, dtype: torch.dtype = torch.float32,
-                  device: str = "cpu") -> float:
+def matmul_gflops(
+    size: int = 1024, repeat: int = 10, dtype: torch.dtype = torch.float32, device: str = "cpu"
+) -> float:
     """Measured dense matmul rate on this machine: the ceiling for MFU."""
     a = torch.randn(size, size, dtype=dtype, device=device)
     b = torch.randn(size, size, dtype=dtype, device=device)
@@ -75,21 +76,30 @@ def median(values: Sequence[float]) -> float:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     cells = [[str(h) for h in headers]] + [
-        [f"{v:.3g}" if isinstance(v, float) and abs(v) < 1000 else
-         (f"{v:,.0f}" if isinstance(v, float) else str(v)) for v in row]
+        [
+            f"{v:.3g}"
+            if isinstance(v, float) and abs(v) < 1000
+            else (f"{v:,.0f}" if isinstance(v, float) else str(v))
+            for v in row
+        ]
         for row in rows
     ]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(cells[0], widths, strict=True)) + " |",
-             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    lines += ["| " + " | ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) + " |"
-              for r in cells[1:]]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(cells[0], widths, strict=True)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
+    lines += [
+        "| " + " | ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) + " |"
+        for r in cells[1:]
+    ]
     return "\n".join(lines)
 
 
 def machine() -> dict:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                            capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -99,9 +109,15 @@ def machine() -> dict:
     except OSError:
         pass
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
-    return {"date": date.today().isoformat(), "cpu": cpu, "cores": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "gpu": gpu, "torch": torch.__version__,
-            "commit": commit or "uncommitted"}
+    return {
+        "date": date.today().isoformat(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": gpu,
+        "torch": torch.__version__,
+        "commit": commit or "uncommitted",
+    }
 
 
 def write_json(path: str | None, payload: dict) -> None:

@@ -2,8 +2,9 @@
 
 Same base model and initial weights, same tokenised rows (claim, statement pairs truncated
 to the same max length), same batch size, dynamic padding in both, same number of optimizer
-steps. Trainer runs twice: as users run it (random batches) and with `train_sampling_strategy="group_by_length"`,
-the option closest to our length-grouped batches. Rounds alternate, medians are reported.
+steps. Trainer runs twice: as users run it (random batches) and with
+`train_sampling_strategy="group_by_length"`, the option closest to our length-grouped
+batches. Rounds alternate, medians are reported.
 """
 
 from __future__ import annotations
@@ -29,9 +30,15 @@ logger = logging.getLogger(__name__)
 
 def _config(steps: int, batch_size: int, max_length: int, extra: list[str]):
     return load_config(
-        ROOT / "configs" / "withdrawal.yaml",
-        [f"train.max_steps={steps}", f"train.batch_size={batch_size}", "train.epochs=1000",
-         "train.patience=0", f"data.max_length={max_length}", *extra],
+        ROOT / "configs" / "withdrawal-seeds.yaml",
+        [
+            f"train.max_steps={steps}",
+            f"train.batch_size={batch_size}",
+            "train.epochs=1000",
+            "train.patience=0",
+            f"data.max_length={max_length}",
+            *extra,
+        ],
     )
 
 
@@ -48,29 +55,50 @@ def run_ours(cfg, ds: Dataset) -> float:
     return time.perf_counter() - start
 
 
-def _trainer(cfg, ds: Dataset, group_by_length: bool, eval_ds: Dataset | None = None,
-             epochs: float | None = None, out: str = "") -> Trainer:
+def _trainer(
+    cfg,
+    ds: Dataset,
+    group_by_length: bool,
+    eval_ds: Dataset | None = None,
+    epochs: float | None = None,
+    out: str = "",
+) -> Trainer:
     set_seed(cfg.train.seed)
     model, tokenizer = load_base(cfg.model)
     tok = tokenize(ds, tokenizer, cfg.data.max_length).remove_columns(["weight"])
     t = cfg.train
     args = TrainingArguments(
-        output_dir=out, per_device_train_batch_size=t.batch_size,
-        per_device_eval_batch_size=t.eval_batch_size, learning_rate=t.lr,
-        weight_decay=t.weight_decay, warmup_steps=t.warmup_ratio,  # a float < 1 is a ratio
-        max_steps=-1 if epochs else t.max_steps, num_train_epochs=epochs or 1,
-        max_grad_norm=t.max_grad_norm, seed=t.seed,
+        output_dir=out,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.eval_batch_size,
+        learning_rate=t.lr,
+        weight_decay=t.weight_decay,
+        warmup_steps=t.warmup_ratio,  # a float < 1 is a ratio
+        max_steps=-1 if epochs else t.max_steps,
+        num_train_epochs=epochs or 1,
+        max_grad_norm=t.max_grad_norm,
+        seed=t.seed,
         train_sampling_strategy="group_by_length" if group_by_length else "random",
-        length_column_name="length", save_strategy="no", report_to=[],
-        logging_strategy="no", disable_tqdm=True, use_cpu=not torch.cuda.is_available(),
-        bf16=torch.cuda.is_available(), dataloader_num_workers=0,
+        length_column_name="length",
+        save_strategy="no",
+        report_to=[],
+        logging_strategy="no",
+        disable_tqdm=True,
+        use_cpu=not torch.cuda.is_available(),
+        bf16=torch.cuda.is_available(),
+        dataloader_num_workers=0,
         eval_strategy="epoch" if eval_ds is not None else "no",
     )
     eval_tok = None
     if eval_ds is not None:
         eval_tok = tokenize(eval_ds, tokenizer, cfg.data.max_length).remove_columns(["weight"])
-    return Trainer(model=model, args=args, train_dataset=tok, eval_dataset=eval_tok,
-                   data_collator=DataCollatorWithPadding(tokenizer))
+    return Trainer(
+        model=model,
+        args=args,
+        train_dataset=tok,
+        eval_dataset=eval_tok,
+        data_collator=DataCollatorWithPadding(tokenizer),
+    )
 
 
 def run_trainer(cfg, ds: Dataset, group_by_length: bool) -> float:
@@ -81,8 +109,14 @@ def run_trainer(cfg, ds: Dataset, group_by_length: bool) -> float:
         return time.perf_counter() - start
 
 
-def throughput(steps: int = 30, batch_size: int = 16, rounds: int = 3, rows: int = 1024,
-               max_length: int = 128, extra: list[str] | None = None) -> dict:
+def throughput(
+    steps: int = 30,
+    batch_size: int = 16,
+    rounds: int = 3,
+    rows: int = 1024,
+    max_length: int = 128,
+    extra: list[str] | None = None,
+) -> dict:
     cfg = _config(steps, batch_size, max_length, extra or [])
     ds = _rows(rows)
     examples = steps * batch_size
@@ -109,15 +143,23 @@ def throughput(steps: int = 30, batch_size: int = 16, rounds: int = 3, rows: int
         m = median(ts)
         gflops = flops / m / 1e9
         rows_out.append([name, examples / m, base / m, gflops, gflops / peak, m])
-    return {"machine": machine(), "steps": steps, "batch_size": batch_size, "rounds": rounds,
-            "mean_tokens": mean_len, "matmul_gflops": peak, "times": times,
-            "table": table(["loop", "examples/s", "x Trainer", "GFLOP/s", "of matmul peak",
-                            "median s"], rows_out)}
+    return {
+        "machine": machine(),
+        "steps": steps,
+        "batch_size": batch_size,
+        "rounds": rounds,
+        "mean_tokens": mean_len,
+        "matmul_gflops": peak,
+        "times": times,
+        "table": table(
+            ["loop", "examples/s", "x Trainer", "GFLOP/s", "of matmul peak", "median s"], rows_out
+        ),
+    }
 
 
 def time_to_quality(seed: int = 42) -> dict:
     """Full default-config training with both loops on the same split; dev F1 and wall time."""
-    cfg = load_config(ROOT / "configs" / "withdrawal.yaml", [f"train.seed={seed}"])
+    cfg = load_config(ROOT / "configs" / "withdrawal-seeds.yaml", [f"train.seed={seed}"])
     train_ds, dev_ds = group_split(load_statements(SEED_DATA), cfg.data.dev_fraction, seed)
     set_seed(seed)
     model, tokenizer = load_base(cfg.model)
@@ -133,8 +175,15 @@ def time_to_quality(seed: int = 42) -> dict:
         trainer_f1 = compute_metrics(pred.predictions.argmax(-1), pred.label_ids)["macro_f1"]
     target = ours.dev_metrics["macro_f1"]
     reach = next((s for _, s, f1 in ours.eval_times if f1 >= target), ours.seconds)
-    rows = [["stance (early stopping)", ours.dev_metrics["macro_f1"], reach, ours.seconds],
-            ["Trainer (all epochs)", trainer_f1, float("nan"), trainer_seconds]]
-    return {"table": table(["loop", "dev macro-F1", "s to best dev F1", "total s"], rows),
-            "stance_f1": target, "trainer_f1": trainer_f1, "stance_seconds": ours.seconds,
-            "stance_seconds_to_best": reach, "trainer_seconds": trainer_seconds}
+    rows = [
+        ["stance (early stopping)", ours.dev_metrics["macro_f1"], reach, ours.seconds],
+        ["Trainer (all epochs)", trainer_f1, float("nan"), trainer_seconds],
+    ]
+    return {
+        "table": table(["loop", "dev macro-F1", "s to best dev F1", "total s"], rows),
+        "stance_f1": target,
+        "trainer_f1": trainer_f1,
+        "stance_seconds": ours.seconds,
+        "stance_seconds_to_best": reach,
+        "trainer_seconds": trainer_seconds,
+    }

@@ -1,0 +1,191 @@
+"""Inference throughput of `stance predict`'s engine against `transformers.pipeline`.
+
+Each measurement runs in a fresh subprocess (so peak RSS is that engine's own), on the same
+run directory and the same (claim, sentence) pairs: the labelled seed sentences repeated.
+Rows alternate within each round; medians over rounds are reported, with the ratio to the
+pipeline measured in the same run, and each row's label agreement with stance's float32.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .common import encoder_flops, machine, matmul_gflops, median, peak_rss_mb, seed_pairs, table
+
+logger = logging.getLogger(__name__)
+
+ENGINES = ("pipeline", "stance-fp32", "stance-int8")
+
+
+def _measure(engine: str, model: str, n: int, batch_size: int, device: str, out: str) -> None:
+    """Child process: classify `n` pairs with one engine; write seconds, RSS and labels."""
+    import torch
+
+    claims, texts = seed_pairs(n)
+    if engine == "pipeline":
+        from transformers import pipeline
+
+        clf = pipeline("text-classification", model=model, device=device)
+        inputs = [{"text": c, "text_pair": t} for c, t in zip(claims, texts, strict=True)]
+        clf(inputs[:batch_size], batch_size=batch_size)  # warm-up, as for stance below
+        start = time.perf_counter()
+        with torch.inference_mode():
+            outputs = clf(inputs, batch_size=batch_size, truncation=True)
+        seconds = time.perf_counter() - start
+        labels = [o["label"] for o in outputs]
+    else:
+        from ..predict import StancePredictor
+
+        quantize = "int8" if engine.endswith("int8") else "none"
+        predictor = StancePredictor(model, quantize=quantize, batch_size=batch_size, device=device)
+        pairs = list(zip(claims, texts, strict=True))
+        predictor.classify(pairs[:batch_size])
+        start = time.perf_counter()
+        probs = predictor.classify(pairs)
+        seconds = time.perf_counter() - start
+        from ..labels import LABELS
+
+        labels = [LABELS[i] for i in probs.argmax(1)]
+    Path(out).write_text(
+        json.dumps({"seconds": seconds, "rss_mb": peak_rss_mb(), "labels": labels})
+    )
+
+
+def _run_child(engine: str, model: str, n: int, batch_size: int, device: str) -> dict:
+    with tempfile.NamedTemporaryFile(suffix=".json") as f:
+        cmd = [
+            sys.executable,
+            "-m",
+            "stance.benchmarks.predict",
+            engine,
+            model,
+            str(n),
+            str(batch_size),
+            device,
+            f.name,
+        ]
+        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        return json.loads(Path(f.name).read_text())
+
+
+def throughput(
+    model: str,
+    n: int = 2048,
+    batch_size: int = 32,
+    rounds: int = 3,
+    device: str = "cpu",
+    engines: tuple[str, ...] = ENGINES,
+) -> dict:
+    results: dict[str, list[dict]] = {e: [] for e in engines}
+    for r in range(rounds):
+        order = engines if r % 2 == 0 else tuple(reversed(engines))
+        for engine in order:
+            res = _run_child(engine, model, n, batch_size, device)
+            results[engine].append(res)
+            logger.info("round %d %s: %.1f pairs/s", r, engine, n / res["seconds"])
+    reference = results.get("stance-fp32", results[engines[0]])[0]["labels"]
+    base = median([x["seconds"] for x in results["pipeline"]]) if "pipeline" in results else None
+    from transformers import AutoConfig, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    claims, texts = seed_pairs(n)
+    lengths = [len(x) for x in tokenizer(claims, texts, truncation=True)["input_ids"]]
+    flops = encoder_flops(AutoConfig.from_pretrained(model), lengths)
+    peak = matmul_gflops()
+    rows = []
+    for engine, runs in results.items():
+        secs = median([x["seconds"] for x in runs])
+        agree = float(np.mean([a == b for a, b in zip(runs[0]["labels"], reference, strict=True)]))
+        gflops = flops / secs / 1e9
+        rows.append(
+            [
+                engine,
+                n / secs,
+                base / secs if base else float("nan"),
+                agree,
+                gflops,
+                gflops / peak,
+                max(x["rss_mb"] for x in runs),
+            ]
+        )
+    return {
+        "machine": machine(),
+        "n": n,
+        "batch_size": batch_size,
+        "rounds": rounds,
+        "mean_tokens": float(np.mean(lengths)),
+        "flops_per_pair": flops / n,
+        "matmul_gflops": peak,
+        "seconds": {e: [x["seconds"] for x in runs] for e, runs in results.items()},
+        "table": table(
+            [
+                "engine",
+                "pairs/s",
+                "x pipeline",
+                "agreement with fp32",
+                "GFLOP/s",
+                "of matmul peak",
+                "peak RSS MB",
+            ],
+            rows,
+        ),
+    }
+
+
+def scaling(
+    model: str, sizes: tuple[int, ...] = (1_000, 10_000, 100_000), quantize: str = "int8"
+) -> dict:
+    """`stance predict` end to end (segmenting, streaming, writing) on corpora of N sentences."""
+    claims, texts = seed_pairs(max(sizes))
+    rows, raw = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            corpus = Path(tmp) / f"corpus-{n}.jsonl"
+            with corpus.open("w", encoding="utf-8") as f:
+                # 10 sentences an article, each sentence a full seed statement.
+                for a in range(0, n, 10):
+                    f.write(json.dumps({"id": f"a{a}", "text": " ".join(texts[a : a + 10])}) + "\n")
+            out = Path(tmp) / f"out-{n}.jsonl"
+            cmd = [
+                "/usr/bin/time",
+                "-f",
+                "%M",
+                sys.executable,
+                "-m",
+                "stance.cli",
+                "predict",
+                "--model",
+                model,
+                str(corpus),
+                "--output",
+                str(out),
+                "--quantize",
+                quantize,
+            ]
+            start = time.perf_counter()
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            seconds = time.perf_counter() - start
+            rss = int(proc.stderr.strip().splitlines()[-1]) / 1024
+            written = sum(1 for _ in out.open())
+            raw.append({"n": n, "sentences": written, "seconds": seconds, "rss_mb": rss})
+            rows.append([n, written, seconds, written / seconds, rss])
+            logger.info("scaling %d: %.1f s, %.0f MB", n, seconds, rss)
+    return {
+        "raw": raw,
+        "table": table(
+            ["articles x10", "sentences", "seconds", "sentences/s", "peak RSS MB"], rows
+        ),
+    }
+
+
+if __name__ == "__main__":
+    engine, model, n, batch_size, device, out = sys.argv[1:7]
+    _measure(engine, model, int(n), int(batch_size), device, out)

@@ -1,0 +1,132 @@
+"""Per-article stance summary of a prediction run: counts, shares, dominant label, stance score.
+
+The stance score of an article is (supports - doubts) / (supports + doubts) over its
+stance-bearing sentences, in [-1, 1], and 0.0 when it has none. The summary is a JSON file;
+a PNG bar chart of the articles (label shares and stance score) is written beside it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .atomic import atomic_open, atomic_write_text
+from .labels import LABELS
+
+# Enough bars to stay legible at the figure sizes below; more are cut off, and the title says so.
+MAX_PLOTTED = 50
+_COLOURS = {"supports": "#2e7d32", "doubts": "#c62828", "neutral": "#9e9e9e"}
+
+
+def stance_score(counts: dict[str, int]) -> float:
+    """(supports - doubts) / (supports + doubts), or 0.0 when neither occurs."""
+    sup, dbt = counts.get("supports", 0), counts.get("doubts", 0)
+    return (sup - dbt) / (sup + dbt) if sup + dbt else 0.0
+
+
+def label_stats(counts: dict[str, int]) -> dict[str, Any]:
+    """Sentences, counts, shares, dominant label and stance score from per-label counts."""
+    n = sum(counts.values())
+    counts = {label: int(counts.get(label, 0)) for label in LABELS}
+    return {
+        "sentences": n,
+        "counts": counts,
+        "shares": {label: (c / n if n else 0.0) for label, c in counts.items()},
+        # max() keeps the first of equal counts, so ties go to the earlier label in LABELS.
+        "dominant": max(LABELS, key=counts.__getitem__) if n else None,
+        "stance_score": stance_score(counts),
+    }
+
+
+def article_summary(article_id: str, labels: Iterable[str], truncated: int = 0) -> dict[str, Any]:
+    """The summary entry of one article from the labels of its sentences."""
+    counts = dict.fromkeys(LABELS, 0)
+    for label in labels:
+        counts[label] += 1
+    return {"article_id": article_id, **label_stats(counts), "truncated": truncated}
+
+
+class SummaryBuilder:
+    """Collects article entries (one small dict each) and failures while the output streams."""
+
+    def __init__(self) -> None:
+        self.articles: list[dict[str, Any]] = []
+        self.failed: list[dict[str, Any]] = []
+
+    def add_article(self, article_id: str, labels: Iterable[str], truncated: int = 0) -> None:
+        self.articles.append(article_summary(article_id, labels, truncated))
+
+    def add_failure(self, input_name: str, line: int | None, error: str) -> None:
+        self.failed.append({"input": input_name, "line": line, "error": error})
+
+    def build(self, **meta: Any) -> dict[str, Any]:
+        counts = dict.fromkeys(LABELS, 0)
+        for a in self.articles:
+            for label, c in a["counts"].items():
+                counts[label] += c
+        totals = {
+            "articles": len(self.articles),
+            **label_stats(counts),
+            "truncated": sum(a["truncated"] for a in self.articles),
+            "failed_inputs": len(self.failed),
+        }
+        return {**meta, "articles": self.articles, "failed": self.failed, "totals": totals}
+
+
+def plot_path(summary_path: str | Path) -> Path:
+    """The chart beside the summary: same stem, `.png`."""
+    return Path(summary_path).with_suffix(".png")
+
+
+def write_summary(path: str | Path, summary: dict[str, Any]) -> Path:
+    """Write the JSON summary and its PNG chart, each atomically; returns the PNG path."""
+    atomic_write_text(path, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    png = plot_path(path)
+    data = render_chart(summary["articles"], title=str(summary.get("claim") or ""))
+    with atomic_open(png, "wb") as f:
+        f.write(data)
+    return png
+
+
+def render_chart(articles: Sequence[dict[str, Any]], title: str = "") -> bytes:
+    """PNG bytes: per article, stacked label shares (left) and the stance score (right)."""
+    # The object API with an explicit Agg canvas: no pyplot, no global backend switch.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    shown = list(articles[:MAX_PLOTTED])
+    n = max(len(shown), 1)
+    fig = Figure(figsize=(11, 2.2 + 0.28 * n), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax_share, ax_score = fig.subplots(1, 2, sharey=True, width_ratios=[3, 2])
+    names = [str(a["article_id"])[:30] for a in shown]
+    ys = list(range(len(shown)))
+    left = [0.0] * len(shown)
+    for label in LABELS:
+        widths = [a["shares"][label] for a in shown]
+        ax_share.barh(ys, widths, left=left, color=_COLOURS.get(label), label=label)
+        left = [x + w for x, w in zip(left, widths, strict=True)]
+    ax_share.set_yticks(ys, names, fontsize=8 if n <= 25 else 6)
+    ax_share.invert_yaxis()  # first article on top, as in the output
+    ax_share.set_xlim(0, 1)
+    ax_share.set_xlabel("share of sentences")
+    # Above the axes, so it never hides a bar.
+    ax_share.legend(
+        loc="lower left", bbox_to_anchor=(0, 1), ncols=len(LABELS), fontsize=8, frameon=False
+    )
+    scores = [a["stance_score"] for a in shown]
+    colours = [_COLOURS["supports"] if s > 0 else _COLOURS["doubts"] for s in scores]
+    ax_score.barh(ys, scores, color=colours)
+    ax_score.axvline(0, color="black", linewidth=0.8)
+    ax_score.set_xlim(-1, 1)
+    ax_score.set_xlabel("stance score (supports - doubts) / (supports + doubts)")
+    head = f"{len(articles)} articles"
+    if len(articles) > len(shown):
+        head = f"first {len(shown)} of {len(articles)} articles"
+    fig.suptitle(f"{head}: {title}" if title else head, fontsize=10)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return buf.getvalue()
