@@ -110,7 +110,7 @@ def render_chart(articles: Sequence[dict[str, Any]], title: str = "") -> bytes:
         ax_share.barh(ys, widths, left=left, color=_COLOURS.get(label), label=label)
         left = [x + w for x, w in zip(left, widths, strict=True)]
     ax_share.set_yticks(ys, names, fontsize=8 if n <= 25 else 6)
-    ax_share.invert_yaxis()  # first article on top, as in the output
+    ax_share.set_ylim(len(shown) - 0.5, -0.5)  # first article on top, as in the output
     ax_share.set_xlim(0, 1)
     ax_share.set_xlabel("share of sentences")
     # Above the axes, so it never hides a bar.
