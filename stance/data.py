@@ -92,12 +92,7 @@ def _validate(row: dict, path: Path, lineno: int, claim: str | None) -> dict | N
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < 1e38:
         raise InputError("'weight' must be a non-negative number", path, lineno)
     group = row.get("group") or row.get("article_id") or row["id"]
-    for key in ("id", "text", *_OPTIONAL_STR):
-        if isinstance(row.get(key), str) and _SURROGATE.search(row[key]):
-            raise InputError(
-                f"'{key}' holds a lone surrogate escape (\\ud800-\\udfff)", path, lineno
-            )
-    return {
+    record = {
         "id": str(row["id"]),
         "group": str(group),
         "claim": str(row.get("claim") or claim or DEFAULT_CLAIM),
@@ -105,6 +100,12 @@ def _validate(row: dict, path: Path, lineno: int, claim: str | None) -> dict | N
         "label": label,
         "weight": float(weight),
     }
+    for key, value in record.items():
+        if isinstance(value, str) and _SURROGATE.search(value):
+            raise InputError(
+                f"'{key}' holds a lone surrogate escape (\\ud800-\\udfff)", path, lineno
+            )
+    return record
 
 
 def _numbered_lines(path: Path) -> Iterator[tuple[int, bytes]]:
