@@ -20,6 +20,7 @@ if __name__ == "__main__":
     p.add_argument("--device", default="cpu")
     p.add_argument("--engines", default=",".join(ENGINES))
     p.add_argument("--scaling", action="store_true", help="also 1k/10k/100k sentences")
+    p.add_argument("--scaling-only", action="store_true", help="only the scaling table")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")

@@ -46,7 +46,8 @@ class StatementFile:
     skipped: int = 0
 
 
-def _parse_line(raw: bytes, path: Path, lineno: int) -> dict:
+def parse_json_line(raw: bytes, path: Path, lineno: int) -> dict:
+    """One JSON Lines record as a dict; every problem an InputError naming file and line."""
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -128,7 +129,7 @@ def read_statements(path: str | Path, claim: str | None = None) -> StatementFile
             raw = raw.removeprefix(b"\xef\xbb\xbf")  # tolerate a UTF-8 BOM
         if not raw.strip():
             continue
-        row = _parse_line(raw, path, lineno)
+        row = parse_json_line(raw, path, lineno)
         record = _validate(row, path, lineno, claim)
         row_id = str(row["id"])
         if row_id in seen:

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from stance import cli
+from stance import engine as E
 from stance import predict as P
 from stance.labels import LABELS
 from stance.segment import split_sentences
@@ -115,9 +116,9 @@ def test_sorted_batches_match_one_by_one(
 def test_fast_encoder_matches_transformers(
     tiny_model_dir: Path, predictor: P.StancePredictor, seed_sentences: list[str]
 ) -> None:
-    assert isinstance(predictor.net, P.FastBertClassifier)
+    assert isinstance(predictor.net, E.FastBertClassifier)
     slow = P.StancePredictor(tiny_model_dir, device="cpu", fast=False)
-    assert isinstance(slow.net, P._TransformersForward)
+    assert isinstance(slow.net, E._TransformersForward)
     np.testing.assert_allclose(
         predictor.classify(seed_sentences), slow.classify(seed_sentences), atol=1e-5
     )
@@ -304,7 +305,7 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "empty": (empty, "empty article"),
         "binary": (binary, "binary"),
         "non-utf8": (latin1, "not valid UTF-8"),
-        "jsonl-not-json": (not_json, ":2: not valid JSON"),
+        "jsonl-not-json": (not_json, ":2: invalid JSON"),
         "jsonl-no-text": (no_text, ":1: no 'text' field"),
         "missing": (tmp_path / "missing.txt", "no such file"),
         "too-big": (big, "over the limit of 10,000"),

@@ -1,0 +1,633 @@
+"""The inference engine behind `stance predict`: a trained classifier, fast batched forward.
+
+`StancePredictor.classify` tokenises (claim, sentence) pairs in windows with the fast
+tokenizer, sorts each window by token length, cuts it into batches padded only to their own
+longest pair, runs them under `torch.inference_mode` and scatters the probabilities back to
+input order. Truncation is `longest_first` at `max_length`, as in training, and every
+truncated pair is flagged. On CUDA the forward runs under bf16 autocast (fp16 where bf16 is
+unsupported) from pinned memory; `quantize="int8"` quantises the nn.Linear layers (CPU).
+BERT models run through `FastBertClassifier`, a lean forward over the same weights that is
+checked against the transformers forward at load time (and falls back to it on mismatch).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import InputError, StanceError
+from .labels import DEFAULT_CLAIM, LABELS
+from .segment import normalise, split_sentences
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 64
+DEFAULT_MAX_LENGTH = 128
+# About 3,000 news sentences: large enough to sort well, small enough to lose little on a crash.
+DEFAULT_CHUNK_CHARS = 500_000
+SORT_WINDOW = 4096
+DECIMALS = 6
+PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{label}" for label in LABELS)
+COLUMNS: tuple[str, ...] = ("article_id", "sentence_index", "text", "label", "score", *PROB_COLUMNS)
+PROBE = "A longer probe sentence, so that the batch has padding in it, to check the encoder."
+
+Progress = Callable[[int], None]
+
+
+# ---------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class Article:
+    """One article to classify; `source` and `line` say where it came from (for messages)."""
+
+    article_id: str
+    text: str
+    source: str = "<api>"
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class InputFailure:
+    """An input (or one JSONL line) that could not be used; `error` names it."""
+
+    input: str
+    line: int | None
+    error: str
+
+    @classmethod
+    def from_error(cls, e: InputError, name: str) -> InputFailure:
+        return cls(e.path or name, e.line, str(e))
+
+
+@dataclass
+class SentencePrediction:
+    """The stance of one sentence; `probs` has every label, `score` is probs[label]."""
+
+    article_id: str
+    sentence_index: int
+    text: str
+    label: str
+    score: float
+    probs: dict[str, float]
+    truncated: bool = False
+
+    def as_row(self) -> dict[str, Any]:
+        """The output row: COLUMNS, with flat p_<label> probabilities."""
+        return {
+            "article_id": self.article_id,
+            "sentence_index": self.sentence_index,
+            "text": self.text,
+            "label": self.label,
+            "score": self.score,
+            **{f"p_{label}": p for label, p in self.probs.items()},
+        }
+
+
+@dataclass
+class ArticleResult:
+    """Every sentence of one article with its probabilities (N, len(LABELS)) in LABELS order."""
+
+    article_id: str
+    sentences: list[str]
+    probs: np.ndarray
+    truncated: np.ndarray
+
+    @property
+    def label_ids(self) -> np.ndarray:
+        return self.probs.argmax(axis=1) if len(self.sentences) else np.zeros(0, dtype=int)
+
+    def predictions(self) -> list[SentencePrediction]:
+        out = []
+        for i, (text, k, p, t) in enumerate(
+            zip(self.sentences, self.label_ids, self.probs, self.truncated, strict=True)
+        ):
+            probs = {label: float(x) for label, x in zip(LABELS, p, strict=True)}
+            out.append(
+                SentencePrediction(self.article_id, i, text, LABELS[k], float(p[k]), probs, bool(t))
+            )
+        return out
+
+    def to_record(self) -> dict[str, Any]:
+        """The compact form kept in the sidecar (probabilities already rounded)."""
+        # float64 before rounding, so the stored decimals print short (0.412345, not 0.41234499...).
+        probs = self.probs.astype(np.float64).round(DECIMALS)
+        return {
+            "id": self.article_id,
+            "sentences": self.sentences,
+            "labels": self.label_ids.tolist(),
+            "probs": probs.tolist(),
+            "truncated": np.flatnonzero(self.truncated).tolist(),
+        }
+
+
+def record_rows(record: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Output rows of one sidecar article record."""
+    for i, (text, k, probs) in enumerate(
+        zip(record["sentences"], record["labels"], record["probs"], strict=True)
+    ):
+        row = {
+            "article_id": record["id"],
+            "sentence_index": i,
+            "text": text,
+            "label": LABELS[k],
+            "score": probs[k],
+        }
+        row.update(zip(PROB_COLUMNS, probs, strict=True))
+        yield row
+
+
+# ---------------------------------------------------------------- engine
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """`auto`: CUDA when available, else CPU. Asking for CUDA without one is an error."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise StanceError("--device cuda: no CUDA device is available (use --device cpu)")
+    return dev
+
+
+def run_max_length(model_dir: str | Path) -> int:
+    """`data.max_length` of the run's config.yaml, or 128 when the run has none."""
+    import yaml
+
+    path = Path(model_dir) / "config.yaml"
+    try:
+        saved = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, yaml.YAMLError) as e:
+        logger.warning("%s: unreadable (%s); max_length %d", path, e, DEFAULT_MAX_LENGTH)
+        return DEFAULT_MAX_LENGTH
+    value = ((saved or {}).get("data") or {}).get("max_length", DEFAULT_MAX_LENGTH)
+    return int(value)
+
+
+def _set_threads(num_threads: int | None) -> None:
+    """Use the CPUs this process may run on; torch may count cores it cannot use."""
+    if num_threads:
+        torch.set_num_threads(num_threads)
+        return
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        available = os.cpu_count() or 1
+    if torch.get_num_threads() > available:
+        torch.set_num_threads(available)
+
+
+def quantize_int8(model: nn.Module, only: Callable[[str], bool] | None = None) -> nn.Module:
+    """Dynamic int8 quantisation of nn.Linear layers: int8 weights (one scale per output
+    channel), activations quantised per batch. `only(name)` picks layers (default: all)."""
+    try:
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+    except ImportError as e:  # removed from a future torch
+        raise StanceError(f"--quantize int8 needs torch.ao.quantization: {e}") from None
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    spec = {n: per_channel_dynamic_qconfig for n in names if only is None or only(n)}
+    with warnings.catch_warnings():
+        # torch announces the move to torchao; the eager API still works in this torch.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return quantize_dynamic(model, spec, dtype=torch.qint8)
+
+
+# Activations the fast encoder can fuse into the oneDNN linear: (post-op, algorithm).
+_ACTIVATIONS = {
+    "gelu": ("gelu", "none"),
+    "gelu_pytorch_tanh": ("gelu", "tanh"),
+    "relu": ("relu", "none"),
+}
+
+
+class _Linear(nn.Module):
+    """nn.Linear (+ activation) that can run as one prepacked oneDNN op on CPU (fp32).
+
+    The weights stay in `self.linear`, so int8 quantisation can swap that module.
+    """
+
+    def __init__(self, linear: nn.Linear, act: str | None = None):
+        super().__init__()
+        self.linear = linear
+        self.act = act
+        self._packed: torch.Tensor | None = None
+
+    @classmethod
+    def fuse(cls, linears: Sequence[nn.Linear]) -> _Linear:
+        """One layer computing several that share an input (Q, K, V): one bigger GEMM."""
+        weight = torch.cat([m.weight.detach() for m in linears])
+        fused = nn.Linear(weight.shape[1], weight.shape[0], device=weight.device)
+        with torch.no_grad():
+            fused.weight.copy_(weight)
+            fused.bias.copy_(torch.cat([m.bias.detach() for m in linears]))
+        return cls(fused)
+
+    def pack(self) -> None:
+        """Reorder the weight for oneDNN once; the op then fuses bias and activation."""
+        self._packed = torch.ops.mkldnn._reorder_linear_weight(self.linear.weight.detach(), None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._packed is not None:
+            post, algorithm = _ACTIVATIONS[self.act] if self.act else ("none", "none")
+            return torch.ops.mkldnn._linear_pointwise(
+                x, self._packed, self.linear.bias, post, [], algorithm
+            )
+        y = self.linear(x)
+        if self.act == "gelu":
+            return F.gelu(y)
+        if self.act == "gelu_pytorch_tanh":
+            return F.gelu(y, approximate="tanh")
+        return F.relu(y) if self.act == "relu" else y
+
+
+class FastBertClassifier(nn.Module):
+    """Inference-only forward of a BertForSequenceClassification, on the same weights.
+
+    Same arithmetic, less work: Q, K and V in one GEMM; bias and activation fused into
+    prepacked oneDNN linears on CPU; the padding mask built once per batch (none when the
+    batch has no padding); and in the last layer only the [CLS] position, the only one the
+    classifier reads, goes through attention output and feed-forward. Returns logits.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        bert, config = model.bert, model.config
+        self.embeddings = bert.embeddings
+        self.heads = config.num_attention_heads
+        self.head_size = config.hidden_size // self.heads
+        layers = list(bert.encoder.layer)
+        self.scaling = float(layers[0].attention.self.scaling)
+        self.qkv, self.attn_out, self.ln_attn = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
+        self.ffn_in, self.ffn_out, self.ln_ffn = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
+        for i, layer in enumerate(layers):
+            sa = layer.attention.self
+            if i < len(layers) - 1:
+                self.qkv.append(_Linear.fuse([sa.query, sa.key, sa.value]))
+            else:  # the last layer needs Q of [CLS] only, K and V of every token
+                self.last_q = _Linear(sa.query)
+                self.last_kv = _Linear.fuse([sa.key, sa.value])
+            self.attn_out.append(_Linear(layer.attention.output.dense))
+            self.ln_attn.append(layer.attention.output.LayerNorm)
+            self.ffn_in.append(_Linear(layer.intermediate.dense, config.hidden_act))
+            self.ffn_out.append(_Linear(layer.output.dense))
+            self.ln_ffn.append(layer.output.LayerNorm)
+        self.pooler = _Linear(bert.pooler.dense)
+        self.classifier = model.classifier
+
+    @staticmethod
+    def supports(model: nn.Module) -> bool:
+        """Plain BERT classifiers only; anything else runs the transformers forward."""
+        from transformers import BertForSequenceClassification
+
+        config = model.config
+        return (
+            type(model) is BertForSequenceClassification
+            and not config.is_decoder
+            and not getattr(config, "add_cross_attention", False)
+            and getattr(config, "position_embedding_type", "absolute") == "absolute"
+            and config.hidden_act in _ACTIVATIONS
+            and getattr(model.bert, "pooler", None) is not None
+        )
+
+    def pack(self) -> None:
+        for m in self.modules():
+            if isinstance(m, _Linear) and isinstance(m.linear, nn.Linear):
+                m.pack()
+
+    @property
+    def packed(self) -> bool:
+        return any(isinstance(m, _Linear) and m._packed is not None for m in self.modules())
+
+    def _split(self, x: torch.Tensor, parts: int) -> torch.Tensor:
+        """(B, T, parts*H) -> (parts, B, heads, T, head_size)."""
+        b, t = x.shape[:2]
+        return x.view(b, t, parts, self.heads, self.head_size).permute(2, 0, 3, 1, 4)
+
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Any) -> torch.Tensor:
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scaling)
+        return a.transpose(1, 2).flatten(2)  # (B, T, H)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        h = self.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)  # (B, T, H)
+        # No mask at all lets SDPA take its fastest path; length-sorted batches often need none.
+        mask = None if bool(attention_mask.all()) else attention_mask[:, None, None, :].bool()
+        last = len(self.attn_out) - 1
+        for i in range(last + 1):
+            if i < last:
+                q, k, v = self._split(self.qkv[i](h), 3)
+                residual = h
+            else:
+                residual = h[:, :1]
+                q = self._split(self.last_q(residual), 1)[0]
+                k, v = self._split(self.last_kv(h), 2)
+            h = self.ln_attn[i](self.attn_out[i](self._attend(q, k, v, mask)) + residual)
+            h = self.ln_ffn[i](self.ffn_out[i](self.ffn_in[i](h)) + h)
+        return self.classifier(torch.tanh(self.pooler(h[:, 0])))
+
+
+def _int8_layer(name: str) -> bool:
+    """Which FastBertClassifier linears int8 quantises: all but the pooler and classifier.
+
+    Those two see one vector per sentence (no speed to gain) and move the label most directly.
+    """
+    return not name.startswith(("pooler", "classifier"))
+
+
+class _TransformersForward(nn.Module):
+    """Any sequence classifier through its own forward; returns logits."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, **batch: torch.Tensor) -> torch.Tensor:
+        return self.model(**batch).logits
+
+
+class StancePredictor:
+    """A trained stance classifier ready for fast batched inference.
+
+    `claim`: default the model's (`config.stance_claim`); `max_length`: default the run's
+    `config.yaml` (`data.max_length`, else 128); `device`: auto|cpu|cuda[:n];
+    `quantize`: none|int8 (CPU only); `fast`: use FastBertClassifier for BERT models
+    (checked against the transformers forward at load time).
+    """
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        claim: str | None = None,
+        device: str | torch.device = "auto",
+        quantize: str = "none",
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_length: int | None = None,
+        num_threads: int | None = None,
+        window: int = SORT_WINDOW,
+        fast: bool = True,
+    ):
+        from .modeling import load_classifier
+
+        if quantize not in ("none", "int8"):
+            raise StanceError(f"quantize must be 'none' or 'int8', not {quantize!r}")
+        if batch_size < 1 or window < 1:
+            raise StanceError("batch_size and window must be positive")
+        self.model_dir = Path(model_dir)
+        # int8 kernels are CPU kernels: `auto` means the CPU then, even beside a GPU.
+        self.device = resolve_device("cpu" if quantize == "int8" and device == "auto" else device)
+        if quantize == "int8" and self.device.type != "cpu":
+            raise StanceError("--quantize int8 is a CPU optimisation; use it with --device cpu")
+        if self.device.type == "cpu":
+            _set_threads(num_threads)
+        self.quantize = quantize
+        self.batch_size = batch_size
+        self.window = window
+
+        model, tokenizer = load_classifier(self.model_dir)
+        saved_claim = getattr(model.config, "stance_claim", None)
+        if claim is None and not saved_claim:
+            logger.warning("%s carries no stance_claim; using the default claim", model_dir)
+        self.claim: str = normalise(claim if claim is not None else saved_claim or DEFAULT_CLAIM)
+        if not self.claim:
+            raise StanceError("the claim is empty")
+
+        self.max_length = max_length if max_length is not None else run_max_length(model_dir)
+        limit = getattr(model.config, "max_position_embeddings", None)
+        if limit and self.max_length > limit:
+            logger.warning("max_length %d > the model's %d positions", self.max_length, limit)
+            self.max_length = int(limit)
+        if self.max_length < tokenizer.num_special_tokens_to_add(pair=True) + 2:
+            raise StanceError(f"max_length {self.max_length} is too short for a claim pair")
+
+        # Columns of the model's logits in LABELS order (id2label order may differ).
+        label2id = {name: int(i) for i, name in model.config.id2label.items()}
+        self._columns = torch.tensor([label2id[label] for label in LABELS])
+        self._token_types = "token_type_ids" in tokenizer.model_input_names
+        self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self._encoder = self._make_encoder(tokenizer)
+        self._bucket = 1  # see _collate; set for real once the net is known
+
+        self.model = model.to(self.device).eval()  # the transformers model, as loaded
+        self.autocast_dtype: torch.dtype | None = None
+        if self.device.type == "cuda":
+            bf16 = torch.cuda.is_bf16_supported()
+            self.autocast_dtype = torch.bfloat16 if bf16 else torch.float16
+        self.net = self._build_net(fast)
+        # oneDNN keeps compiled kernels for every GEMM shape it meets, so memory would grow with
+        # the number of distinct (rows, length) pairs; multiples of 8 bound them (~16 x 8 shapes)
+        # at ~4 padding tokens per pair. On CUDA multiples of 8 suit the tensor cores.
+        packed = isinstance(self.net, FastBertClassifier) and self.net.packed
+        self._bucket = 8 if packed or self.device.type == "cuda" else 1
+
+    def _build_net(self, fast: bool) -> nn.Module:
+        """The module that maps a batch to logits: the fast encoder where it is exact."""
+        reference = _TransformersForward(self.model).eval()
+        net: nn.Module = reference
+        if fast and FastBertClassifier.supports(self.model):
+            candidate = FastBertClassifier(self.model).to(self.device).eval()
+            if self.device.type == "cpu" and self.quantize == "none":
+                try:
+                    candidate.pack()
+                except (RuntimeError, AttributeError) as e:  # a torch without oneDNN linear
+                    logger.debug("oneDNN prepacking unavailable (%s)", e)
+            # Checked on a probe batch (with padding): a transformers upgrade that changes
+            # BERT must not change the answers silently.
+            probe = self._collate(self.encode([(self.claim, "A probe."), (self.claim, PROBE)])[0])
+            with torch.inference_mode():
+                theirs = reference(**probe)
+                try:  # the oneDNN ops are torch internals: a failure means "not here"
+                    ours = candidate(**probe)
+                except (RuntimeError, NotImplementedError) as e:
+                    logger.warning("fast encoder unavailable (%s); using transformers", e)
+                    ours = None
+            if ours is not None and torch.allclose(ours, theirs, atol=1e-4, rtol=1e-4):
+                net = candidate
+            elif ours is not None:
+                diff = (ours - theirs).abs().max().item()
+                logger.warning("fast encoder differs from transformers by %.2g; not used", diff)
+        if self.quantize == "int8":
+            only = _int8_layer if isinstance(net, FastBertClassifier) else None
+            net = quantize_int8(net, only)
+        return net.eval()
+
+    def _make_encoder(self, tokenizer: Any) -> Any:
+        """A private copy of the Rust tokenizer, truncating pairs longest-first like training."""
+        from tokenizers import Tokenizer
+
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if backend is None:
+            raise StanceError(f"{self.model_dir}: needs a fast (Rust-backed) tokenizer")
+        # A copy: the transformers tokenizer re-configures its backend on every call.
+        encoder = Tokenizer.from_str(backend.to_str())
+        encoder.no_padding()
+        encoder.enable_truncation(self.max_length, strategy="longest_first")
+        return encoder
+
+    @property
+    def precision(self) -> str:
+        """What the numbers are computed in; part of the sidecar header (results depend on it)."""
+        if self.quantize == "int8":
+            return "int8"
+        return str(self.autocast_dtype or torch.float32).replace("torch.", "")
+
+    def encode(self, pairs: Sequence[tuple[str, str]]) -> tuple[list[Any], np.ndarray]:
+        """Rust encodings of (claim, sentence) pairs and whether each was truncated."""
+        encode = getattr(self._encoder, "encode_batch_fast", self._encoder.encode_batch)
+        encodings = encode(list(pairs))
+        truncated = np.fromiter((bool(e.overflowing) for e in encodings), bool, len(encodings))
+        return encodings, truncated
+
+    def _collate(self, encodings: Sequence[Any]) -> dict[str, torch.Tensor]:
+        """Pad a batch to its own longest pair, rounded up to a multiple of `_bucket`.
+
+        With `_bucket` > 1 the rows are rounded up too, with copies of the first row (the
+        caller keeps only the real rows).
+        """
+        step = self._bucket
+        longest = -(-max(len(e.ids) for e in encodings) // step) * step
+        rows = -(-len(encodings) // step) * step
+        ids = np.full((rows, longest), self._pad_id, dtype=np.int64)  # (B, T)
+        mask = np.zeros((rows, longest), dtype=np.int64)
+        types = np.zeros((rows, longest), dtype=np.int64) if self._token_types else None
+        for r, e in enumerate(encodings):
+            n = len(e.ids)
+            ids[r, :n] = e.ids
+            mask[r, :n] = 1
+            if types is not None:
+                types[r, :n] = e.type_ids
+        # Filler rows copy a real one: an all-padding row would be fully masked (NaN in SDPA).
+        ids[len(encodings) :], mask[len(encodings) :] = ids[0], mask[0]
+        batch = {"input_ids": ids, "attention_mask": mask}
+        if types is not None:
+            types[len(encodings) :] = types[0]
+            batch["token_type_ids"] = types
+        return {k: torch.from_numpy(v) for k, v in batch.items()}
+
+    @torch.inference_mode()
+    def _forward(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
+        """Probabilities (B, len(LABELS)) in LABELS order."""
+        if self.device.type == "cuda":
+            # Pinned host memory lets the copy run asynchronously with the previous kernel.
+            batch = {k: v.pin_memory().to(self.device, non_blocking=True) for k, v in batch.items()}
+            with torch.autocast("cuda", dtype=self.autocast_dtype):
+                logits = self.net(**batch)
+        else:
+            logits = self.net(**batch)
+        probs = torch.softmax(logits.float(), dim=-1)[:, self._columns.to(logits.device)]
+        return probs.cpu().numpy()
+
+    def classify_detailed(
+        self,
+        items: Sequence[str] | Sequence[tuple[str, str]],
+        progress: Progress | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities (N, len(LABELS)) in input order, and a truncated flag per item.
+
+        `items`: sentences (paired with this predictor's claim) or (claim, sentence) pairs.
+        """
+        n = len(items)
+        probs = np.zeros((n, len(LABELS)), dtype=np.float32)
+        truncated = np.zeros(n, dtype=bool)
+        for start in range(0, n, self.window):
+            window = items[start : start + self.window]
+            pairs = [(self.claim, s) if isinstance(s, str) else (s[0], s[1]) for s in window]
+            encodings, truncated[start : start + len(pairs)] = self.encode(pairs)
+            lengths = np.fromiter((len(e.ids) for e in encodings), np.int64, len(encodings))
+            order = np.argsort(lengths, kind="stable")  # similar lengths share a batch
+            for b in range(0, len(order), self.batch_size):
+                sel = order[b : b + self.batch_size]
+                batch = self._collate([encodings[i] for i in sel])
+                probs[start + sel] = self._forward(batch)[: len(sel)]
+                if progress is not None:
+                    progress(len(sel))
+        return probs, truncated
+
+    def classify(self, items: Sequence[str] | Sequence[tuple[str, str]]) -> np.ndarray:
+        """Probabilities (N, len(LABELS)) in LABELS order, rows in input order."""
+        return self.classify_detailed(items)[0]
+
+    def predict_chunk(
+        self, articles: Sequence[Article], progress: Progress | None = None
+    ) -> list[ArticleResult]:
+        """Segment a few articles and classify all their sentences in one sorted pass."""
+        sentences = [split_sentences(a.text) for a in articles]
+        flat = [s for sents in sentences for s in sents]
+        probs, truncated = self.classify_detailed(flat, progress)
+        results, at = [], 0
+        for a, sents in zip(articles, sentences, strict=True):
+            end = at + len(sents)
+            results.append(ArticleResult(a.article_id, sents, probs[at:end], truncated[at:end]))
+            at = end
+        return results
+
+    def iter_results(
+        self, articles: Iterable[Article], chunk_chars: int = DEFAULT_CHUNK_CHARS
+    ) -> Iterator[ArticleResult]:
+        """Stream results article by article, classifying chunk by chunk (flat memory)."""
+        for chunk in iter_chunks(articles, chunk_chars):
+            yield from self.predict_chunk(chunk.articles)
+
+    def predict(
+        self, texts_or_articles: Iterable[str | dict | tuple[str, str] | Article]
+    ) -> list[SentencePrediction]:
+        """Per-sentence predictions, in input order.
+
+        Items: a text (id: its position, "0", "1", ...), a dict with `text` (and `id`),
+        an (id, text) pair, or an Article. Ids are used as given.
+        """
+        return [
+            p for r in self.iter_results(as_articles(texts_or_articles)) for p in r.predictions()
+        ]
+
+
+def as_articles(items: Iterable[str | dict | tuple[str, str] | Article]) -> Iterator[Article]:
+    """Articles from the loose forms `StancePredictor.predict` accepts."""
+    for i, item in enumerate(items):
+        if isinstance(item, Article):
+            yield item
+        elif isinstance(item, str):
+            yield Article(str(i), item)
+        elif isinstance(item, dict):
+            if not isinstance(item.get("text"), str):
+                raise InputError(f"item {i} has no 'text' string")
+            yield Article(str(item.get("id", i)), item["text"])
+        else:
+            article_id, text = item
+            yield Article(str(article_id), text)
+
+
+@dataclass
+class Chunk:
+    """Whole articles of about `chunk_chars` characters; `index` counts from 0."""
+
+    index: int
+    articles: list[Article] = field(default_factory=list)
+    chars: int = 0
+
+
+def iter_chunks(items: Iterable[Article], chunk_chars: int) -> Iterator[Chunk]:
+    """Group articles into chunks; a chunk closes once it holds `chunk_chars` characters."""
+    chunk = Chunk(0)
+    for article in items:
+        chunk.articles.append(article)
+        chunk.chars += len(article.text)
+        if chunk.chars >= chunk_chars:
+            yield chunk
+            chunk = Chunk(chunk.index + 1)
+    if chunk.articles:
+        yield chunk
