@@ -69,6 +69,15 @@ def choose_precision(setting: str) -> str:
     return "no"
 
 
+def make_accelerator(cfg: RunConfig) -> Accelerator:
+    """The run's Accelerator: precision and accumulation from the config; CPU without CUDA."""
+    return Accelerator(
+        mixed_precision=choose_precision(cfg.train.mixed_precision),
+        gradient_accumulation_steps=cfg.train.grad_accum,
+        cpu=not torch.cuda.is_available(),
+    )
+
+
 def class_weights(labels: list[int], weights: list[float]) -> torch.Tensor:
     """Inverse frequency (by row weight), normalised so a balanced set gives all ones."""
     totals = torch.zeros(len(LABELS))
@@ -207,12 +216,7 @@ def fit(
     """
     t = cfg.train
     precision = choose_precision(t.mixed_precision)
-    if accelerator is None:
-        accelerator = Accelerator(
-            mixed_precision=precision,
-            gradient_accumulation_steps=t.grad_accum,
-            cpu=not torch.cuda.is_available(),
-        )
+    accelerator = accelerator or make_accelerator(cfg)
     if t.num_threads:
         torch.set_num_threads(t.num_threads)
     set_seed(t.seed)
@@ -396,11 +400,7 @@ def run_training(cfg: RunConfig, resume: bool = False) -> dict:
     )
     set_seed(cfg.train.seed)  # the tiny model's initial weights depend on it
     model, tokenizer = load_base(cfg.model, [train_ds[0]["claim"], *train_ds["text"]])
-    accelerator = Accelerator(
-        mixed_precision=choose_precision(cfg.train.mixed_precision),
-        gradient_accumulation_steps=cfg.train.grad_accum,
-        cpu=not torch.cuda.is_available(),
-    )
+    accelerator = make_accelerator(cfg)
     result = fit(cfg, model, tokenizer, train_ds, dev_ds, run_dir, resume, accelerator)
     metrics = {
         "dev": result.dev_metrics,
