@@ -82,7 +82,7 @@ from .engine import (  # noqa: F401  (StancePredictor is part of this module's A
 )
 from .errors import InputError, StanceError
 from .labels import LABELS
-from .segment import article_id_from_path, decode_text, normalise
+from .segment import article_id_from_path, decode_text, normalise, read_text
 
 logger = logging.getLogger(__name__)
 
@@ -105,19 +105,7 @@ def _check_article(text: str, max_bytes: int | None, name: str, line: int | None
 
 
 def _read_txt(path: Path, max_bytes: int | None) -> Article:
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise InputError("no such file or directory", path) from None
-    except OSError as e:
-        raise InputError(f"cannot read: {e.strerror}", path) from None
-    if max_bytes is not None and size > max_bytes:  # refuse before reading it all
-        raise InputError(f"article is {size:,} bytes, over the limit of {max_bytes:,}", path)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise InputError(f"cannot read: {e.strerror}", path) from None
-    text = decode_text(data, path)
+    text = read_text(path, max_bytes)
     _check_article(text, max_bytes, str(path))
     return Article(article_id_from_path(path), text, str(path))
 

@@ -90,8 +90,15 @@ def read_bytes(path: Path, expected: str) -> bytes:
 def read_text(path: str | Path, max_bytes: int | None = None) -> str:
     """Read a UTF-8 article; clear errors for binary, non-UTF-8, empty and oversized files."""
     path = Path(path)
+    if max_bytes is not None:
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = 0  # read_bytes below names the problem
+        if size > max_bytes:  # refuse before reading it all
+            raise InputError(f"article is {size:,} bytes, over the limit of {max_bytes:,}", path)
     data = read_bytes(path, "a text file")
-    if max_bytes is not None and len(data) > max_bytes:
+    if max_bytes is not None and len(data) > max_bytes:  # it grew while we looked
         raise InputError(f"article is {len(data):,} bytes, over the limit of {max_bytes:,}", path)
     return decode_text(data, path)
 
