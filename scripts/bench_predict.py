@@ -2,6 +2,10 @@
 
 python scripts/bench_predict.py [--model models/withdrawal] [--n 2048] [--rounds 3]
     [--scaling] [--device cpu|cuda] [--json out.json]
+    [--engines pipeline,stance-fp32,stance-int8,torchao-int8,onnxruntime-fp32,...]
+
+The alternatives (torchao-int8, onnxruntime-fp32, onnxruntime-int8, compile-fp32) are opt-in;
+ONNX Runtime needs `pip install -e .[bench]`.
 """
 
 import argparse

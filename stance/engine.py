@@ -5,7 +5,7 @@ tokenizer, sorts each window by token length, cuts it into batches padded only t
 longest pair, runs them under `torch.inference_mode` and scatters the probabilities back to
 input order. Truncation is `longest_first` at `max_length`, as in training, and every
 truncated pair is flagged. On CUDA the forward runs under bf16 autocast (fp16 where bf16 is
-unsupported) from pinned memory; `quantize="int8"` quantises the nn.Linear layers (CPU).
+unsupported) from pinned memory; `quantize="int8"` runs the nn.Linear layers in int8 (CPU).
 BERT models run through `FastBertClassifier`, a lean forward over the same weights that is
 checked against the transformers forward at load time (and falls back to it on mismatch).
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,20 +186,50 @@ def _set_threads(num_threads: int | None) -> None:
         torch.set_num_threads(available)
 
 
+class Int8Linear(nn.Module):
+    """nn.Linear in int8 arithmetic: y = (x W^T) + b with int8 x and W, int32 sums.
+
+    W has one scale per output channel, fixed at load time; x one scale per row (per token),
+    taken from that row's largest magnitude at run time. torch.ao's dynamic quantisation uses
+    one scale per tensor instead (7-bit on x86), so a single outlier token coarsens every
+    other token of the batch and a sentence's answer depends on its batch mates; per-row
+    scales cost a few elementwise passes and keep each row's error independent of the rest.
+    """
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        weight = linear.weight.detach().float()  # (out, in)
+        scale = weight.abs().amax(1).clamp_min(1e-12) / 127  # (out,)
+        # (in, out) as a transposed view: the column-major layout _int_mm reads fastest.
+        self.register_buffer("weight_t", torch.round(weight / scale[:, None]).to(torch.int8).t())
+        self.register_buffer("weight_scale", scale)
+        bias = linear.bias.detach().float() if linear.bias is not None else torch.zeros_like(scale)
+        self.register_buffer("bias", bias)
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, self.in_features)  # (N, in)
+        scale = rows.abs().amax(1, keepdim=True).clamp_min_(1e-12).div_(127)  # (N, 1)
+        q = (rows / scale).round_().to(torch.int8)
+        y = torch._int_mm(q, self.weight_t).float().mul_(scale)  # (N, out)
+        torch.addcmul(self.bias, y, self.weight_scale, out=y)
+        return y.view(*x.shape[:-1], self.out_features)
+
+
 def quantize_int8(model: nn.Module, only: Callable[[str], bool] | None = None) -> nn.Module:
-    """Dynamic int8 quantisation of nn.Linear layers: int8 weights (one scale per output
-    channel), activations quantised per batch. `only(name)` picks layers (default: all)."""
-    try:
-        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-    except ImportError as e:  # removed from a future torch
-        raise StanceError(f"--quantize int8 needs torch.ao.quantization: {e}") from None
-    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-    spec = {n: per_channel_dynamic_qconfig for n in names if only is None or only(n)}
-    with warnings.catch_warnings():
-        # torch announces the move to torchao; the eager API still works in this torch.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", UserWarning)
-        return quantize_dynamic(model, spec, dtype=torch.qint8)
+    """Swap nn.Linear layers for Int8Linear in place; `only(name)` picks them (default: all)."""
+    if not hasattr(torch, "_int_mm"):
+        raise StanceError(f"--quantize int8 needs torch._int_mm (torch {torch.__version__})")
+    targets = [
+        (name, module)
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear) and (only is None or only(name))
+    ]
+    for name, module in targets:
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, Int8Linear(module))
+    return model
 
 
 # Activations the fast encoder can fuse into the oneDNN linear: (post-op, algorithm).
@@ -428,11 +457,11 @@ class StancePredictor:
             bf16 = torch.cuda.is_bf16_supported()
             self.autocast_dtype = torch.bfloat16 if bf16 else torch.float16
         self.net = self._build_net(fast)
-        # oneDNN keeps compiled kernels for every GEMM shape it meets, so memory would grow with
-        # the number of distinct (rows, length) pairs; multiples of 8 bound them (~16 x 8 shapes)
-        # at ~4 padding tokens per pair. On CUDA multiples of 8 suit the tensor cores.
+        # oneDNN (prepacked fp32 linears, int8 _int_mm) keeps compiled kernels for every GEMM
+        # shape it meets, so memory would grow with the number of distinct (rows, length) pairs;
+        # multiples of 8 bound them at ~4 padding tokens per pair; on CUDA they suit tensor cores.
         packed = isinstance(self.net, FastBertClassifier) and self.net.packed
-        self._bucket = 8 if packed or self.device.type == "cuda" else 1
+        self._bucket = 8 if packed or self.quantize == "int8" or self.device.type == "cuda" else 1
 
     def _build_net(self, fast: bool) -> nn.Module:
         """The module that maps a batch to logits: the fast encoder where it is exact."""

@@ -134,8 +134,9 @@ def test_int8_runs_and_mostly_agrees(
     agree = float((probs.argmax(1) == predictor.classify(seed_sentences).argmax(1)).mean())
     with capsys.disabled():
         print(f"\n[int8 vs float32 label agreement, tiny untrained model, seeds: {agree:.3f}]")
-    # An untrained model's classes are nearly tied, so only a loose bound is meaningful here.
-    assert agree >= 0.5
+    # An untrained model's classes are nearly tied (margins ~0.01), the hardest case for int8;
+    # per-row activation scales still keep its labels (torch.ao's per-tensor ones did not).
+    assert agree >= 0.95
 
 
 def test_truncation_is_flagged(tiny_model_dir: Path) -> None:

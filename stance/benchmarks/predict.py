@@ -23,6 +23,65 @@ from .common import encoder_flops, machine, matmul_gflops, median, peak_rss_mb, 
 logger = logging.getLogger(__name__)
 
 ENGINES = ("pipeline", "stance-fp32", "stance-int8")
+# What else a user might reach for, on the same batches (opt-in: slow to build or optional deps).
+ALTERNATIVES = ("torchao-int8", "onnxruntime-fp32", "onnxruntime-int8", "compile-fp32")
+
+
+class _OrtForward:
+    """An ONNX Runtime session standing in for the engine's forward (batch -> logits)."""
+
+    def __init__(self, path: str, threads: int):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        self.inputs = {i.name for i in self.session.get_inputs()}
+
+    def __call__(self, **batch):
+        import torch
+
+        feed = {k: v.numpy() for k, v in batch.items() if k in self.inputs}
+        return torch.from_numpy(self.session.run(["logits"], feed)[0])
+
+
+def _alternative_net(engine: str, predictor, tmp: str):
+    """The forward of an ALTERNATIVES engine, on the predictor's own weights and batches."""
+    import torch
+
+    from ..engine import FastBertClassifier, _int8_layer
+
+    if engine == "torchao-int8":  # torch.ao dynamic quantisation: one scale per tensor
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+        net = FastBertClassifier(predictor.model).eval()
+        names = [n for n, m in net.named_modules() if isinstance(m, torch.nn.Linear)]
+        spec = {n: per_channel_dynamic_qconfig for n in names if _int8_layer(n)}
+        return quantize_dynamic(net, spec, dtype=torch.qint8)
+    if engine == "compile-fp32":  # inductor with weight freezing (its own oneDNN packing)
+        import torch._inductor.config
+
+        torch._inductor.config.freezing = True
+        return torch.compile(FastBertClassifier(predictor.model).eval(), dynamic=True)
+    # ONNX Runtime: the transformers model exported with dynamic batch and length.
+    path = str(Path(tmp) / "model.onnx")
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    probe = torch.ones(2, 16, dtype=torch.long)
+    torch.onnx.export(
+        predictor.model,
+        (probe, probe, torch.zeros_like(probe)),
+        path,
+        input_names=names,
+        output_names=["logits"],
+        dynamic_axes={k: {0: "batch", 1: "tokens"} for k in names},
+        dynamo=False,
+    )
+    if engine == "onnxruntime-int8":  # ORT's dynamic quantisation, per-channel weights
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(path, path + ".int8", per_channel=True, weight_type=QuantType.QInt8)
+        path += ".int8"
+    return _OrtForward(path, torch.get_num_threads())
 
 
 def _measure(engine: str, model: str, n: int, batch_size: int, device: str, out: str) -> None:
@@ -44,16 +103,22 @@ def _measure(engine: str, model: str, n: int, batch_size: int, device: str, out:
     else:
         from ..predict import StancePredictor
 
-        quantize = "int8" if engine.endswith("int8") else "none"
+        quantize = "int8" if engine == "stance-int8" else "none"
         predictor = StancePredictor(model, quantize=quantize, batch_size=batch_size, device=device)
         pairs = list(zip(claims, texts, strict=True))
-        predictor.classify(pairs[:batch_size])
+        tmp = tempfile.TemporaryDirectory()
+        if engine in ALTERNATIVES:
+            predictor.net = _alternative_net(engine, predictor, tmp.name)
+            predictor._bucket = 1  # pad to the batch's longest pair only, as the pipeline does
+        # Warm-up: one batch; torch.compile (re)compiles per shape, so it sees them all first.
+        predictor.classify(pairs if engine == "compile-fp32" else pairs[:batch_size])
         start = time.perf_counter()
         probs = predictor.classify(pairs)
         seconds = time.perf_counter() - start
         from ..labels import LABELS
 
         labels = [LABELS[i] for i in probs.argmax(1)]
+        tmp.cleanup()
     Path(out).write_text(
         json.dumps({"seconds": seconds, "rss_mb": peak_rss_mb(), "labels": labels})
     )

@@ -1,0 +1,85 @@
+"""Tests for stance.engine's int8 path: Int8Linear arithmetic and what it guarantees."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from stance import engine as E
+from stance import predict as P
+from stance.segment import split_sentences
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _linear(d_in: int = 48, d_out: int = 20, seed: int = 0) -> nn.Linear:
+    torch.manual_seed(seed)
+    return nn.Linear(d_in, d_out)
+
+
+def test_int8_linear_is_integer_arithmetic_with_row_and_channel_scales() -> None:
+    lin = _linear()
+    x = torch.randn(2, 5, 48)  # (B, T, in)
+    x[1, 3] *= 50  # an outlier token
+    q = E.Int8Linear(lin)
+    # Reference: the same quantisation spelled out in int64 and float64.
+    w = lin.weight.detach().double()
+    w_scale = w.abs().amax(1) / 127
+    w_int = torch.round(w / w_scale[:, None]).long()
+    rows = x.reshape(-1, 48).double()
+    x_scale = rows.abs().amax(1, keepdim=True) / 127
+    x_int = torch.round(rows / x_scale).long()
+    expected = (x_int @ w_int.T).double() * x_scale * w_scale + lin.bias.detach().double()
+    got = q(x)
+    assert got.shape == (2, 5, 20) and got.dtype == torch.float32
+    torch.testing.assert_close(got.double().reshape(-1, 20), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_int8_linear_is_close_to_float() -> None:
+    lin = _linear(384, 96)
+    x = torch.randn(64, 384)
+    exact, approx = lin(x).detach(), E.Int8Linear(lin)(x)
+    # 8 bits per operand: about 1% relative error on Gaussian data.
+    assert ((approx - exact).norm() / exact.norm()).item() < 0.02
+
+
+def test_int8_linear_rows_do_not_see_each_other() -> None:
+    """Per-row scales: an outlier elsewhere in the batch leaves a row's result bit-identical
+    (per-tensor dynamic quantisation would coarsen every row to the outlier's scale)."""
+    q = E.Int8Linear(_linear())
+    row = torch.randn(1, 48)
+    alone = q(row)
+    with_outlier = q(torch.cat([row, 1000 * torch.randn(1, 48)]))[:1]
+    assert torch.equal(alone, with_outlier)
+
+
+def test_quantize_int8_swaps_only_the_chosen_layers() -> None:
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Sequential(nn.Linear(8, 3)))
+    E.quantize_int8(model, only=lambda name: name != "2.0")
+    assert isinstance(model[0], E.Int8Linear)
+    assert type(model[2][0]) is nn.Linear
+
+
+def test_int8_predictor_answers_do_not_depend_on_batch_mates(tiny_model_dir: Path) -> None:
+    q = P.StancePredictor(tiny_model_dir, device="cpu", quantize="int8")
+    assert isinstance(q.net, E.FastBertClassifier)
+    sentences = split_sentences(
+        sorted((ROOT / "seeds").glob("*.txt"))[0].read_text(encoding="utf-8")
+    )
+    batched = q.classify(sentences)
+    one_by_one = np.concatenate([q.classify([s]) for s in sentences[:8]])
+    # Different padding changes float sums in attention by ulps, not the answers.
+    np.testing.assert_allclose(one_by_one, batched[:8], atol=1e-4)
+
+
+@pytest.mark.parametrize("quantize", ["none", "int8"])
+def test_transformers_forward_path_quantizes_too(tiny_model_dir: Path, quantize: str) -> None:
+    fast = P.StancePredictor(tiny_model_dir, device="cpu")
+    slow = P.StancePredictor(tiny_model_dir, device="cpu", fast=False, quantize=quantize)
+    assert isinstance(slow.net, E._TransformersForward)
+    probe = ["Russia says troops are leaving.", "NATO has seen no sign of that."]
+    np.testing.assert_allclose(slow.classify(probe), fast.classify(probe), atol=0.05)
