@@ -1,7 +1,8 @@
 """Sentences/s of `stance predict`'s engine against `transformers.pipeline`; prints tables.
 
 python scripts/bench_predict.py [--model models/withdrawal] [--n 2048] [--rounds 3]
-    [--scaling] [--device cpu|cuda] [--json out.json]
+    [--scaling] [--profile] [--agreement ../shared/data/fnc1/train_bodies.csv]
+    [--device cpu|cuda] [--json out.json]
     [--engines pipeline,stance-fp32,stance-int8,torchao-int8,onnxruntime-fp32,...]
 
 The alternatives (torchao-int8, onnxruntime-fp32, onnxruntime-int8, compile-fp32) are opt-in;
@@ -9,11 +10,10 @@ ONNX Runtime needs `pip install -e .[bench]`.
 """
 
 import argparse
-import json
 import logging
 
 from stance.benchmarks.common import write_json
-from stance.benchmarks.predict import ENGINES, scaling, throughput
+from stance.benchmarks.predict import ENGINES, agreement, profile, scaling, throughput
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__)
@@ -25,18 +25,21 @@ if __name__ == "__main__":
     p.add_argument("--engines", default=",".join(ENGINES))
     p.add_argument("--scaling", action="store_true", help="also 1k/10k/100k sentences")
     p.add_argument("--scaling-only", action="store_true", help="only the scaling table")
+    p.add_argument("--profile", action="store_true", help="torch.profiler top ops, fp32 and int8")
+    p.add_argument("--agreement", metavar="BODIES_CSV", help="int8 agreement on FNC-1 bodies")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.agreement:
+        print(agreement(args.model, args.agreement))
+        raise SystemExit(0)
+    if args.profile:
+        for quantize in ("none", "int8"):
+            print(f"stance engine, quantize={quantize}:\n{profile(args.model, quantize=quantize)}")
+        raise SystemExit(0)
     engines = tuple(args.engines.split(","))
     result = throughput(args.model, args.n, args.batch_size, args.rounds, args.device, engines)
-    print(json.dumps(result["machine"]))
-    print(
-        f"float32 matmul peak measured: {result['matmul_gflops']:.0f} GFLOP/s; "
-        f"{result['mean_tokens']:.1f} tokens and "
-        f"{result['flops_per_pair'] / 1e9:.2f} GFLOP per pair"
-    )
-    print(result["table"])
+    print(result["report"])
     if args.scaling:
         result["scaling"] = scaling(args.model)
         print(result["scaling"]["table"])

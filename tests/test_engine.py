@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 
 import numpy as np
@@ -83,3 +84,9 @@ def test_transformers_forward_path_quantizes_too(tiny_model_dir: Path, quantize:
     assert isinstance(slow.net, E._TransformersForward)
     probe = ["Russia says troops are leaving.", "NATO has seen no sign of that."]
     np.testing.assert_allclose(slow.classify(probe), fast.classify(probe), atol=0.05)
+
+
+def test_release_memory_is_glibc_malloc_trim_on_linux() -> None:
+    if platform.libc_ver()[0] == "glibc":
+        assert E._MALLOC_TRIM is not None
+    E.release_memory()  # must be harmless anywhere

@@ -181,7 +181,7 @@ def throughput(
                 max(x["rss_mb"] for x in runs),
             ]
         )
-    return {
+    result = {
         "machine": machine(),
         "n": n,
         "batch_size": batch_size,
@@ -203,6 +203,73 @@ def throughput(
             rows,
         ),
     }
+    result["report"] = "\n".join(
+        [
+            json.dumps(result["machine"]),
+            f"float32 matmul peak measured: {peak:.0f} GFLOP/s; {np.mean(lengths):.1f} tokens "
+            f"and {flops / n / 1e9:.2f} GFLOP per pair",
+            result["table"],
+        ]
+    )
+    return result
+
+
+def agreement(model: str, bodies_csv: str, articles: int = 120) -> str:
+    """Label agreement of each int8 path with float32 on sentences the model never saw.
+
+    The sentences are those of the first `articles` bodies of an FNC-1 bodies CSV (news
+    articles on other claims): a harder and larger check than the 74 seed sentences.
+    """
+    import csv
+    import itertools
+
+    import torch
+
+    from ..predict import StancePredictor
+    from ..segment import split_sentences
+
+    with open(bodies_csv, encoding="utf-8", newline="") as f:
+        rows = [r["articleBody"] for r in itertools.islice(csv.DictReader(f), articles)]
+    sentences = [s for body in rows for s in split_sentences(body)]
+    fp32 = StancePredictor(model, device="cpu")
+    reference = fp32.classify(sentences)
+    top2 = np.sort(reference, 1)[:, -2:]
+    sure = (top2[:, 1] - top2[:, 0]) >= 0.1  # fp32 margin of at least 0.1
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for engine in ("stance-int8", "torchao-int8", "onnxruntime-int8"):
+            predictor = StancePredictor(
+                model, device="cpu", quantize="int8" if engine == "stance-int8" else "none"
+            )
+            if engine != "stance-int8":
+                try:
+                    predictor.net = _alternative_net(engine, predictor, tmp)
+                except ImportError as e:
+                    logger.warning("%s skipped: %s", engine, e)
+                    continue
+                predictor._bucket = 1
+            with torch.inference_mode():
+                same = predictor.classify(sentences).argmax(1) == reference.argmax(1)
+            out.append([engine, len(sentences), same.mean(), int((~same).sum()), same[sure].mean()])
+    return table(
+        ["engine", "sentences", "agreement", "labels flipped", "agreement, fp32 margin >= 0.1"],
+        out,
+    )
+
+
+def profile(model: str, n: int = 512, batch_size: int = 32, quantize: str = "int8") -> str:
+    """torch.profiler's top operators (self CPU time) for one engine pass over `n` pairs."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    from ..predict import StancePredictor
+
+    predictor = StancePredictor(model, quantize=quantize, batch_size=batch_size, device="cpu")
+    pairs = list(zip(*seed_pairs(n), strict=True))
+    predictor.classify(pairs[:batch_size])
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        predictor.classify(pairs)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12)
 
 
 def scaling(
