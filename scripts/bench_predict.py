@@ -32,15 +32,17 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.agreement:
         print(agreement(args.model, args.agreement))
-        raise SystemExit(0)
-    if args.profile:
+    elif args.profile:
         for quantize in ("none", "int8"):
             print(f"stance engine, quantize={quantize}:\n{profile(args.model, quantize=quantize)}")
-        raise SystemExit(0)
-    engines = tuple(args.engines.split(","))
-    result = throughput(args.model, args.n, args.batch_size, args.rounds, args.device, engines)
-    print(result["report"])
-    if args.scaling:
-        result["scaling"] = scaling(args.model)
-        print(result["scaling"]["table"])
-    write_json(args.json, result)
+    else:
+        result = {}
+        if not args.scaling_only:
+            engines = tuple(args.engines.split(","))
+            args_ = (args.model, args.n, args.batch_size, args.rounds, args.device)
+            result = throughput(*args_, engines)
+            print(result["report"])
+        if args.scaling or args.scaling_only:
+            result["scaling"] = scaling(args.model)
+            print(result["scaling"]["table"])
+        write_json(args.json, result)
