@@ -157,6 +157,24 @@ def throughput(
     }
 
 
+def epoch_scaling(sizes: tuple[int, ...] = (256, 512, 1024, 2048), batch_size: int = 16) -> dict:
+    """Seconds for one epoch of stance's loop against the number of training rows.
+
+    Rows are the seed statements repeated, so the length mix is the same at every size and
+    only the count changes: time should grow linearly (constant seconds per 1,000 rows).
+    """
+    cfg = _config(0, batch_size, 128, ["train.epochs=1"])
+    rows = []
+    for n in sizes:
+        seconds = run_ours(cfg, _rows(n))
+        rows.append([n, seconds, 1000 * seconds / n])
+        logger.info("epoch of %d rows: %.1f s", n, seconds)
+    return {
+        "raw": [{"rows": n, "seconds": s} for n, s, _ in rows],
+        "table": table(["rows", "seconds per epoch", "seconds per 1,000 rows"], rows),
+    }
+
+
 def time_to_quality(seed: int = 42) -> dict:
     """Full default-config training with both loops on the same split; dev F1 and wall time."""
     cfg = load_config(ROOT / "configs" / "withdrawal-seeds.yaml", [f"train.seed={seed}"])
