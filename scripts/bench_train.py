@@ -1,6 +1,6 @@
 """Training examples/s of `stance train` against `transformers.Trainer`; prints a table.
 
-python scripts/bench_train.py [--steps 30] [--rounds 3] [--quality] [--epochs-only]
+python scripts/bench_train.py [--steps 30] [--rounds 3] [--quality] [--epochs-only] [--profile]
     [--json out.json]
 """
 
@@ -9,7 +9,7 @@ import json
 import logging
 
 from stance.benchmarks.common import write_json
-from stance.benchmarks.train import epoch_scaling, throughput, time_to_quality
+from stance.benchmarks.train import epoch_scaling, profile, throughput, time_to_quality
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__)
@@ -19,10 +19,14 @@ if __name__ == "__main__":
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--quality", action="store_true", help="also train both to the end")
     p.add_argument("--epochs-only", action="store_true", help="only seconds/epoch vs rows")
+    p.add_argument("--profile", action="store_true", help="torch.profiler top ops of our loop")
     p.add_argument("--json", help="write the results here")
     p.add_argument("overrides", nargs="*", help="config overrides for stance's loop")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.profile:
+        print(profile(batch_size=args.batch_size))
+        raise SystemExit(0)
     if args.epochs_only:
         result = {"epochs": epoch_scaling(batch_size=args.batch_size)}
         print(result["epochs"]["table"])

@@ -157,6 +157,19 @@ def throughput(
     }
 
 
+def profile(steps: int = 10, batch_size: int = 16) -> str:
+    """torch.profiler's top operators (self CPU time) over `steps` steps of stance's loop."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    cfg = _config(steps, batch_size, 128, [])
+    ds = _rows(steps * batch_size)
+    run_ours(cfg, ds)  # warm-up: kernels, allocator
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        run_ours(cfg, ds)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14)
+
+
 def epoch_scaling(sizes: tuple[int, ...] = (256, 512, 1024, 2048), batch_size: int = 16) -> dict:
     """Seconds for one epoch of stance's loop against the number of training rows.
 
