@@ -494,7 +494,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--quantize",
         default="none",
         choices=["none", "int8"],
-        help="int8: dynamic quantisation of the linear layers (CPU)",
+        help="int8: the linear layers in int8, per-row activation scales (CPU, about 2x float32)",
     )
     p.add_argument(
         "--max-length",

@@ -487,3 +487,25 @@ def test_killed_process_then_resume(tiny_model_dir: Path, tmp_path: Path) -> Non
     ref = tmp_path / "ref.jsonl"
     assert run(tiny_model_dir, corpus, "--output", ref, "--chunk-chars", "500") == 0
     assert out.read_bytes() == ref.read_bytes()
+
+
+@pytest.mark.slow
+def test_two_processes_write_what_one_writes(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """The multi-device path (`accelerate launch` / torchrun: chunks dealt round-robin, parts
+    merged by chunk index) on two CPU processes gives the one-process file, byte for byte."""
+    articles = tmp_path / "articles.jsonl"
+    with articles.open("w", encoding="utf-8") as f:
+        for i, path in enumerate(SEEDS * 3):  # 9 articles, several chunks of ~2,000 chars
+            f.write(json.dumps({"id": f"a{i}", "text": path.read_text(encoding="utf-8")}) + "\n")
+    settings = ["--chunk-chars", "2000"]
+    assert run(tiny_model_dir, articles, "--output", tmp_path / "one.jsonl", *settings) == 0
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    predict = ["-m", "stance.cli", "predict", "--model", str(tiny_model_dir), "--device", "cpu"]
+    cmd = [*launch, "--master_port", "29517", *predict, str(articles), *settings]
+    cmd += ["--output", str(tmp_path / "two.jsonl")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    one, two = (tmp_path / "one.jsonl").read_bytes(), (tmp_path / "two.jsonl").read_bytes()
+    assert one == two and len(one.splitlines()) > 50
+    assert not list(tmp_path.glob("two.jsonl.partial*"))
