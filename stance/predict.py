@@ -360,13 +360,23 @@ def _write_output(
     return truncated_ids
 
 
-def _process_group() -> tuple[int, int, Any]:
-    """(rank, world size, accelerate PartialState or None) under `accelerate launch`."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+def _process_group(cpu: bool = False) -> tuple[int, int, Any]:
+    """(rank, world size, accelerate PartialState or None) under `accelerate launch`/torchrun.
+
+    `cpu`: processes on the CPU (accelerate starts no CPU process group unless told).
+    """
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched <= 1:
         return 0, 1, None
     from accelerate import PartialState
 
-    state = PartialState()
+    state = PartialState(cpu=cpu)
+    if state.num_processes != launched:
+        # Each process would believe it is alone and they would share one sidecar.
+        raise StanceError(
+            f"launched as {launched} processes but accelerate sees {state.num_processes}; "
+            "on the CPU pass --device cpu (or use accelerate launch --cpu)"
+        )
     return state.process_index, state.num_processes, state
 
 
@@ -524,7 +534,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run_cli(args: argparse.Namespace) -> int:
     """`stance predict`: 0 when every input was used, 1 when any failed (2: raised errors)."""
     output_format(args.output)
-    group = _process_group()
+    group = _process_group(cpu=args.device == "cpu")
     device = args.device
     if group[2] is not None and device != "cpu":
         device = group[2].device  # one GPU per process under accelerate launch
