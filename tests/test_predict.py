@@ -24,6 +24,7 @@ import pytest
 from stance import cli
 from stance import engine as E
 from stance import predict as P
+from stance.errors import StanceError
 from stance.labels import LABELS
 from stance.segment import split_sentences
 
@@ -509,3 +510,18 @@ def test_two_processes_write_what_one_writes(tiny_model_dir: Path, tmp_path: Pat
     one, two = (tmp_path / "one.jsonl").read_bytes(), (tmp_path / "two.jsonl").read_bytes()
     assert one == two and len(one.splitlines()) > 50
     assert not list(tmp_path.glob("two.jsonl.partial*"))
+
+
+def test_launch_that_accelerate_does_not_see_is_refused(monkeypatch) -> None:
+    """torchrun said 2 processes but accelerate sees 1: each process would think it is alone
+    and write the same sidecar, so this must stop with a clear error, not race."""
+    import accelerate
+
+    class OneProcess:
+        def __init__(self, cpu: bool = False):
+            self.process_index, self.num_processes = 0, 1
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(accelerate, "PartialState", OneProcess)
+    with pytest.raises(StanceError, match="launched as 2 processes but accelerate sees 1"):
+        P._process_group(cpu=True)
