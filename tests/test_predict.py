@@ -503,7 +503,7 @@ def test_two_processes_write_what_one_writes(tiny_model_dir: Path, tmp_path: Pat
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
     predict = ["-m", "stance.cli", "predict", "--model", str(tiny_model_dir), "--device", "cpu"]
-    cmd = [*launch, "--master_port", "29517", *predict, str(articles), *settings]
+    cmd = [*launch, "--standalone", *predict, str(articles), *settings]  # a free port
     cmd += ["--output", str(tmp_path / "two.jsonl")]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

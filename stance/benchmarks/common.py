@@ -126,6 +126,15 @@ def machine() -> dict:
     }
 
 
+def top_ops(fn: Callable[[], object], rows: int) -> str:
+    """torch.profiler's table of the operators taking the most self CPU time while `fn` runs."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+
+
 def write_json(path: str | None, payload: dict) -> None:
     if path:
         atomic_write_text(path, json.dumps(payload, indent=2) + "\n")

@@ -19,7 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import encoder_flops, machine, matmul_gflops, median, peak_rss_mb, seed_pairs, table
+from .common import (
+    ROOT,
+    encoder_flops,
+    machine,
+    matmul_gflops,
+    median,
+    peak_rss_mb,
+    seed_pairs,
+    table,
+    top_ops,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +95,19 @@ def _alternative_net(engine: str, predictor, tmp: str):
     return _OrtForward(path, torch.get_num_threads())
 
 
+def _engine_predictor(engine: str, model: str, batch_size: int, device: str, tmp: str):
+    """A StancePredictor running `engine`: stance's own forward, or an ALTERNATIVES one on
+    the same weights and the same length-sorted batches."""
+    from ..predict import StancePredictor
+
+    quantize = "int8" if engine == "stance-int8" else "none"
+    predictor = StancePredictor(model, quantize=quantize, batch_size=batch_size, device=device)
+    if engine in ALTERNATIVES:
+        predictor.net = _alternative_net(engine, predictor, tmp)
+        predictor._bucket = 1  # pad to the batch's longest pair only, as the pipeline does
+    return predictor
+
+
 def _measure(engine: str, model: str, n: int, batch_size: int, device: str, out: str) -> None:
     """Child process: classify `n` pairs with one engine; write seconds, RSS and labels."""
     import torch
@@ -102,25 +125,18 @@ def _measure(engine: str, model: str, n: int, batch_size: int, device: str, out:
         seconds = time.perf_counter() - start
         labels = [o["label"] for o in outputs]
     else:
-        from ..predict import StancePredictor
-
-        quantize = "int8" if engine == "stance-int8" else "none"
-        predictor = StancePredictor(model, quantize=quantize, batch_size=batch_size, device=device)
-        pairs = list(zip(claims, texts, strict=True))
-        tmp = tempfile.TemporaryDirectory()
-        if engine in ALTERNATIVES:
-            predictor.net = _alternative_net(engine, predictor, tmp.name)
-            predictor._bucket = 1  # pad to the batch's longest pair only, as the pipeline does
-        # Warm-up: one whole pass, so every engine has met every batch shape (oneDNN kernels,
-        # torch.compile graphs) and the timed pass is the steady state of a long run.
-        predictor.classify(pairs)
-        start = time.perf_counter()
-        probs = predictor.classify(pairs)
-        seconds = time.perf_counter() - start
         from ..labels import LABELS
 
+        pairs = list(zip(claims, texts, strict=True))
+        with tempfile.TemporaryDirectory() as tmp:
+            predictor = _engine_predictor(engine, model, batch_size, device, tmp)
+            # Warm-up: one whole pass, so every engine has met every batch shape (oneDNN
+            # kernels, torch.compile graphs); the timed pass is the steady state of a long run.
+            predictor.classify(pairs)
+            start = time.perf_counter()
+            probs = predictor.classify(pairs)
+            seconds = time.perf_counter() - start
         labels = [LABELS[i] for i in probs.argmax(1)]
-        tmp.cleanup()
     Path(out).write_text(
         json.dumps({"seconds": seconds, "rss_mb": peak_rss_mb(), "labels": labels})
     )
@@ -217,61 +233,57 @@ def throughput(
 
 
 def agreement(model: str, bodies_csv: str, articles: int = 120) -> str:
-    """Label agreement of each int8 path with float32 on sentences the model never saw.
+    """Label agreement of each int8 path with float32, on two sets of sentences.
 
-    The sentences are those of the first `articles` bodies of an FNC-1 bodies CSV (news
-    articles on other claims): a harder and larger check than the 74 seed sentences.
+    `seeds`: every sentence of the three seed articles. `fnc1`: those of the first
+    `articles` bodies of an FNC-1 bodies CSV (news on other claims, never trained on), a
+    harder and larger check. For the flipped labels the table gives the median float32 margin
+    (top label minus runner-up), and the agreement where that margin is at least 0.1.
     """
     import csv
     import itertools
 
-    import torch
-
-    from ..predict import StancePredictor
+    from ..engine import DEFAULT_BATCH_SIZE
     from ..segment import split_sentences
 
+    seeds = sorted((ROOT / "seeds").glob("*.txt"))
     with open(bodies_csv, encoding="utf-8", newline="") as f:
-        rows = [r["articleBody"] for r in itertools.islice(csv.DictReader(f), articles)]
-    sentences = [s for body in rows for s in split_sentences(body)]
-    fp32 = StancePredictor(model, device="cpu")
-    reference = fp32.classify(sentences)
-    top2 = np.sort(reference, 1)[:, -2:]
-    sure = (top2[:, 1] - top2[:, 0]) >= 0.1  # fp32 margin of at least 0.1
-    out = []
+        bodies = [r["articleBody"] for r in itertools.islice(csv.DictReader(f), articles)]
+    corpora = {
+        "seeds": [s for p in seeds for s in split_sentences(p.read_text(encoding="utf-8"))],
+        "fnc1": [s for body in bodies for s in split_sentences(body)],
+    }
     with tempfile.TemporaryDirectory() as tmp:
+        fp32 = _engine_predictor("stance-fp32", model, DEFAULT_BATCH_SIZE, "cpu", tmp)
+        references = {name: fp32.classify(sentences) for name, sentences in corpora.items()}
+        out = []
         for engine in ("stance-int8", "torchao-int8", "onnxruntime-int8"):
-            predictor = StancePredictor(
-                model, device="cpu", quantize="int8" if engine == "stance-int8" else "none"
-            )
-            if engine != "stance-int8":
-                try:
-                    predictor.net = _alternative_net(engine, predictor, tmp)
-                except ImportError as e:
-                    logger.warning("%s skipped: %s", engine, e)
-                    continue
-                predictor._bucket = 1
-            with torch.inference_mode():
+            try:
+                predictor = _engine_predictor(engine, model, DEFAULT_BATCH_SIZE, "cpu", tmp)
+            except ImportError as e:
+                logger.warning("%s skipped: %s", engine, e)
+                continue
+            for name, sentences in corpora.items():
+                reference = references[name]
+                top2 = np.sort(reference, 1)[:, -2:]
+                margin = top2[:, 1] - top2[:, 0]
                 same = predictor.classify(sentences).argmax(1) == reference.argmax(1)
-            out.append([engine, len(sentences), same.mean(), int((~same).sum()), same[sure].mean()])
-    return table(
-        ["engine", "sentences", "agreement", "labels flipped", "agreement, fp32 margin >= 0.1"],
-        out,
-    )
+                sure = margin >= 0.1
+                flipped = float(np.median(margin[~same])) if (~same).any() else float("nan")
+                row = [engine, name, len(sentences), same.mean(), int((~same).sum()), flipped]
+                out.append(row + [same[sure].mean(), int(sure.sum())])
+    headers = ["engine", "sentences of", "n", "agreement", "flipped", "median margin flipped"]
+    return table(headers + ["agreement, margin >= 0.1", "n, margin >= 0.1"], out)
 
 
 def profile(model: str, n: int = 512, batch_size: int = 32, quantize: str = "int8") -> str:
     """torch.profiler's top operators (self CPU time) for one engine pass over `n` pairs."""
-    from torch.profiler import ProfilerActivity
-    from torch.profiler import profile as torch_profile
-
     from ..predict import StancePredictor
 
     predictor = StancePredictor(model, quantize=quantize, batch_size=batch_size, device="cpu")
     pairs = list(zip(*seed_pairs(n), strict=True))
     predictor.classify(pairs[:batch_size])
-    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
-        predictor.classify(pairs)
-    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12)
+    return top_ops(lambda: predictor.classify(pairs), rows=12)
 
 
 def scaling(

@@ -23,7 +23,16 @@ from ..config import load_config
 from ..data import group_split, load_statements
 from ..modeling import load_base
 from ..train import fit
-from .common import ROOT, SEED_DATA, encoder_flops, machine, matmul_gflops, median, table
+from .common import (
+    ROOT,
+    SEED_DATA,
+    encoder_flops,
+    machine,
+    matmul_gflops,
+    median,
+    table,
+    top_ops,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -159,15 +168,10 @@ def throughput(
 
 def profile(steps: int = 10, batch_size: int = 16) -> str:
     """torch.profiler's top operators (self CPU time) over `steps` steps of stance's loop."""
-    from torch.profiler import ProfilerActivity
-    from torch.profiler import profile as torch_profile
-
     cfg = _config(steps, batch_size, 128, [])
     ds = _rows(steps * batch_size)
     run_ours(cfg, ds)  # warm-up: kernels, allocator
-    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
-        run_ours(cfg, ds)
-    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14)
+    return top_ops(lambda: run_ours(cfg, ds), rows=14)
 
 
 def epoch_scaling(sizes: tuple[int, ...] = (256, 512, 1024, 2048), batch_size: int = 16) -> dict:
