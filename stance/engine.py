@@ -171,7 +171,7 @@ def tune_allocator() -> None:
 
     glibc hands blocks over 128 KB to mmap until frees teach it otherwise, and every fresh
     mmap page faults on first touch: on this project's 2-core VM a new process's int8 passes
-    ran about 25% slower than a warmed one's. Fixed thresholds of 32 MB (glibc's maximum)
+    ran about a third slower than with this. Fixed thresholds of 32 MB (glibc's maximum)
     keep those blocks on the heap for reuse; release_memory() still returns them between
     chunks. Process-wide, glibc only, called by StancePredictor on CPU.
     """
