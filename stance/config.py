@@ -43,6 +43,10 @@ class DataConfig:
         "dev file; when empty, a group split of the training data", default=None
     )
     dev_fraction: float = _help("share of rows (whole groups) held out as dev", default=0.25)
+    split_seed: int | None = _help(
+        "seed of the dev split (default: train.seed); fix it to compare seeds on one dev set",
+        default=None,
+    )
     claim: str = _help("claim for rows that carry none", default=DEFAULT_CLAIM)
     max_length: int = _help(
         "max tokens per (claim, statement) pair; longer is truncated", default=128

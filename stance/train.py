@@ -365,8 +365,11 @@ def fit(
     unwrapped = accelerator.unwrap_model(model)
     dev_metrics = None
     if dev_dl is not None:
-        if not any("dev_macro_f1" in h for h in state.history):
-            evaluate_and_track()  # epochs=0 or a run stopped before its first evaluation
+        evaluated = [h["step"] for h in state.history if "dev_macro_f1" in h]
+        if not evaluated or evaluated[-1] != state.step:
+            # The step limit ends the loop before the epoch's own evaluation (and epochs=0
+            # never reaches one): the final weights are candidates too.
+            evaluate_and_track()
         if best is not None:
             unwrapped.load_state_dict(best)
         dev_metrics = compute_metrics(*predict_loader(model, dev_dl, accelerator))
@@ -382,7 +385,8 @@ def load_training_data(cfg: RunConfig) -> tuple[Dataset, Dataset]:
     train_ds = load_sources(sources, cfg.data.claim)
     if cfg.data.dev:
         return train_ds, load_statements(cfg.data.dev, cfg.data.claim)
-    return group_split(train_ds, cfg.data.dev_fraction, cfg.train.seed)
+    split_seed = cfg.train.seed if cfg.data.split_seed is None else cfg.data.split_seed
+    return group_split(train_ds, cfg.data.dev_fraction, split_seed)
 
 
 def run_training(cfg: RunConfig, resume: bool = False) -> dict:

@@ -81,6 +81,18 @@ def test_tiny_model_fits_nine_rows_and_loss_falls():
     assert result.dev_metrics["accuracy"] == 1.0
 
 
+@pytest.mark.parametrize("overrides", [("train.epochs=3",), ("train.epochs=3", "train.max_steps=4")])
+def test_every_epoch_and_the_last_step_are_evaluated(overrides):
+    ds = nine_rows()
+    cfg = tiny_config(None, "train.batch_size=3", "train.patience=0", *overrides)
+    torch.manual_seed(0)
+    model, tokenizer = load_base(cfg.model, [ds[0]["claim"], *ds["text"]])
+    result = fit(cfg, model, tokenizer, ds, dev_ds=ds)
+    evaluated = [h["step"] for h in result.state.history if "dev_macro_f1" in h]
+    # 3 batches per epoch: once per epoch, and the step limit's last step is a candidate too
+    assert evaluated == ([3, 6, 9] if len(overrides) == 1 else [3, 4])
+
+
 def run_tiny(tmp_path, *overrides):
     cfg = tiny_config(tmp_path, *overrides)
     return cfg, run_training(cfg)
