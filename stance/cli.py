@@ -59,9 +59,23 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_arguments(p)
 
     p = sub.add_parser("import", help="convert a public stance corpus to statement files")
-    p.add_argument("corpus", choices=["emergent"])
+    p.add_argument("corpus", choices=["emergent", "fnc1"])
     p.add_argument("src", help="folder with the corpus files (e.g. ../shared/data/emergent)")
     p.add_argument("--output", "-o", required=True, help="output folder (train/test.jsonl)")
+    p.add_argument(
+        "--within",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="fnc1: keep only bodies related to a headline of this statement file (repeatable)",
+    )
+    p.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="fnc1: drop every body related to a headline or claim of this file (repeatable)",
+    )
     return parser
 
 
@@ -145,9 +159,14 @@ def cmd_cv(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from .importers import import_emergent
+    from .importers import import_emergent, import_fnc1
 
-    counts = import_emergent(args.src, args.output)
+    if args.corpus == "fnc1":
+        counts = import_fnc1(args.src, args.output, args.within, args.exclude)
+    elif args.within or args.exclude:
+        raise StanceError("--within and --exclude apply to fnc1 only")
+    else:
+        counts = import_emergent(args.src, args.output)
     for split, c in counts.items():
         total = sum(c.values())
         print(f"{split}: {total} rows  " + "  ".join(f"{k} {v}" for k, v in c.items()))

@@ -51,6 +51,14 @@ class DataConfig:
     max_length: int = _help(
         "max tokens per (claim, statement) pair; longer is truncated", default=128
     )
+    paraphrases: int = _help(
+        "extra training rows per row, each with another supporting statement of its group "
+        "as the claim (0: off; see stance.data.paraphrase_claims)",
+        default=0,
+    )
+    paraphrase_weight: float = _help(
+        "loss weight of a paraphrase row, times its row's", default=0.5
+    )
 
 
 @dataclass

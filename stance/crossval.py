@@ -18,7 +18,7 @@ from .config import RunConfig
 from .data import leave_one_group_out, load_sources
 from .metrics import compute_metrics
 from .modeling import load_base
-from .train import evaluate_dataset, fit
+from .train import augment, evaluate_dataset, fit
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def cross_validate(cfg: RunConfig, seeds: int = 3) -> dict:
             set_seed(seed)
             model, tokenizer = load_base(cfg.model, [train_ds[0]["claim"], *train_ds["text"]])
             if cfg.train.epochs > 0:
-                model = fit(fold_cfg, model, tokenizer, train_ds).model
+                model = fit(fold_cfg, model, tokenizer, augment(fold_cfg, train_ds)).model
             m = evaluate_dataset(
                 model, tokenizer, test_ds, cfg.data.max_length, cfg.train.eval_batch_size
             )

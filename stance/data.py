@@ -225,3 +225,42 @@ def group_split(
     dev_idx = [i for i, g in enumerate(groups) if g in dev_set]
     train_idx = [i for i, g in enumerate(groups) if g not in dev_set]
     return ds.select(train_idx), ds.select(dev_idx)
+
+
+def paraphrase_claims(ds: Dataset, per_row: int, weight: float, seed: int) -> Dataset:
+    """`ds` plus rows whose claim is restated in the words of the row's own group.
+
+    A statement labelled `supports` asserts the claim, so it can stand in for it: every row's
+    text is paired, as the claim, with up to `per_row` other supporting statements of its
+    group (drawn with `seed`), keeping the row's label, at `weight` times its loss weight. The
+    model then sees each claim worded several ways, as claims it has never seen will be. Only
+    a row's own group is used, so a group split stays clean.
+    """
+    if per_row <= 0 or len(ds) == 0:
+        return ds
+    supports = LABEL2ID["supports"]
+    rows = ds.to_list()
+    by_group: dict[str, list[dict]] = {}
+    for row in rows:
+        by_group.setdefault(row["group"], []).append(row)
+    rng = random.Random(seed)
+    extra = []
+    for group in sorted(by_group):
+        members = by_group[group]
+        asserting = [r for r in members if r["label"] == supports]
+        for row in members:
+            others = [r for r in asserting if r["id"] != row["id"] and r["text"] != row["text"]]
+            for other in rng.sample(others, min(per_row, len(others))):
+                extra.append(
+                    {
+                        **row,
+                        "id": f"{row['id']}~{other['id']}",
+                        "claim": other["text"],
+                        "label": LABELS[row["label"]],
+                        "weight": row["weight"] * weight,
+                    }
+                )
+    logger.info("claim paraphrases: %d extra rows from %d", len(extra), len(rows))
+    if not extra:
+        return ds
+    return concatenate_datasets([ds, to_dataset(extra)])

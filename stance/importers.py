@@ -16,8 +16,11 @@ claimId                group (the split unit: one claim's rows
 articleId, claimId     id = "emergent-{articleId}-{claimId}"
 =====================  ==========================================
 
+`import_fnc1` turns FNC-1's training pairs (headline, body, stance) into `train.jsonl`, and can
+drop every body that touches another corpus's test claims (see its docstring).
+
 Every problem is an `InputError` naming the CSV file and, for a bad row, the line the row
-starts on; nothing is written unless both splits parse.
+starts on; nothing is written unless every input parses.
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .data import read_statements
 from .errors import InputError
 from .labels import LABELS
 from .segment import read_bytes
@@ -97,37 +101,48 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
             yield start, fields
 
 
-def _read_emergent_csv(path: Path) -> list[tuple[_Where, dict[str, str]]]:
-    """Parse one official Emergent CSV into (where, record) pairs, validating every row."""
+def _read_table(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[_Where, dict[str, str]]]:
+    """Yield (where, {column: cleaned value}) per data row; header, field count and empty
+    fields are checked, each problem an InputError naming the file and line."""
     rows = _csv_rows(path)
     try:
         header_line, header = next(rows)
     except StopIteration:
         raise InputError("empty file: expected a header row", path) from None
     header = [name.strip() for name in header]
-    missing = [name for name in EMERGENT_COLUMNS if name not in header]
+    missing = [name for name in columns if name not in header]
     if missing:
         raise InputError(
             f"missing required column(s) {', '.join(missing)}; header is {header!r}",
             path,
             header_line,
         )
-    index = {name: header.index(name) for name in EMERGENT_COLUMNS}
-    out: list[tuple[_Where, dict[str, str]]] = []
+    index = {name: header.index(name) for name in columns}
+    empty = True
     for line, fields in rows:
         if len(fields) != len(header):
             raise InputError(
                 f"expected {len(header)} fields as in the header, found {len(fields)}", path, line
             )
         value = {name: _clean(fields[i]) for name, i in index.items()}
-        for name in EMERGENT_COLUMNS:
+        for name in columns:
             if not value[name]:
                 raise InputError(f"empty {name}", path, line)
+        empty = False
+        yield _Where(path, line), value
+    if empty:
+        raise InputError("no data rows after the header", path)
+
+
+def _read_emergent_csv(path: Path) -> list[tuple[_Where, dict[str, str]]]:
+    """Parse one official Emergent CSV into (where, record) pairs, validating every row."""
+    out: list[tuple[_Where, dict[str, str]]] = []
+    for where, value in _read_table(path, EMERGENT_COLUMNS):
         stance = value["articleHeadlineStance"]
         if stance not in EMERGENT_LABELS:
             allowed = ", ".join(EMERGENT_LABELS)
             raise InputError(
-                f"unknown articleHeadlineStance {stance!r}; allowed: {allowed}", path, line
+                f"unknown articleHeadlineStance {stance!r}; allowed: {allowed}", path, where.line
             )
         record = {
             "id": f"emergent-{value['articleId']}-{value['claimId']}",
@@ -136,9 +151,7 @@ def _read_emergent_csv(path: Path) -> list[tuple[_Where, dict[str, str]]]:
             "text": value["articleHeadline"],
             "label": EMERGENT_LABELS[stance],
         }
-        out.append((_Where(path, line), record))
-    if not out:
-        raise InputError("no data rows after the header", path)
+        out.append((where, record))
     return out
 
 
@@ -203,14 +216,19 @@ def import_emergent(src_dir: str | Path, out_dir: str | Path) -> dict[str, dict[
     splits = {split: _read_emergent_csv(src / name) for split, name in EMERGENT_FILES.items()}
     _check_emergent(splits)
 
+    return _write_splits("emergent", {s: [r for _, r in rows] for s, rows in splits.items()}, out)
+
+
+def _write_splits(corpus: str, splits: dict[str, list[dict[str, str]]], out: Path) -> dict:
+    """Write `out/<split>.jsonl` for every split, all or nothing; return label counts."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise InputError(f"cannot create output directory: {e.strerror or e}", out) from None
     temps: dict[str, Path] = {}
     try:
-        for split, rows in splits.items():
-            temps[split] = _write_jsonl_atomic([r for _, r in rows], out / f"{split}.jsonl")
+        for split, records in splits.items():
+            temps[split] = _write_jsonl_atomic(records, out / f"{split}.jsonl")
         for split, tmp in temps.items():
             os.replace(tmp, out / f"{split}.jsonl")
     finally:
@@ -218,16 +236,129 @@ def import_emergent(src_dir: str | Path, out_dir: str | Path) -> dict[str, dict[
             tmp.unlink(missing_ok=True)
 
     counts: dict[str, dict[str, int]] = {}
-    for split, rows in splits.items():
+    for split, records in splits.items():
         counts[split] = {label: 0 for label in LABELS}
-        for _, record in rows:
+        for record in records:
             counts[split][record["label"]] += 1
         logger.info(
-            "emergent %s: %d statements, %d claims -> %s (%s)",
+            "%s %s: %d statements, %d groups -> %s (%s)",
+            corpus,
             split,
-            len(rows),
-            len({r["group"] for _, r in rows}),
+            len(records),
+            len({r["group"] for r in records}),
             out / f"{split}.jsonl",
             ", ".join(f"{k} {v}" for k, v in counts[split].items()),
         )
     return counts
+
+
+# ---------------------------------------------------------------- FNC-1
+
+FNC1_FILES: dict[str, str] = {"stances": "train_stances.csv", "bodies": "train_bodies.csv"}
+FNC1_LABELS: dict[str, str] = {"agree": "supports", "disagree": "doubts", "discuss": "neutral"}
+FNC1_UNRELATED = "unrelated"  # not a stance toward the headline: left out
+
+assert set(FNC1_LABELS.values()) == set(LABELS), "FNC1_LABELS must cover LABELS"
+
+
+def _fold(text: str) -> str:
+    return _clean(text).casefold()
+
+
+def _headlines(paths: Sequence[str | Path]) -> set[str]:
+    """Every claim and text of the statement files `paths`, case- and space-folded."""
+    out: set[str] = set()
+    for path in paths:
+        for row in read_statements(path).rows:
+            out |= {_fold(row["claim"]), _fold(row["text"])}
+    return out
+
+
+def import_fnc1(
+    src_dir: str | Path,
+    out_dir: str | Path,
+    within: Sequence[str | Path] = (),
+    exclude: Sequence[str | Path] = (),
+) -> dict[str, dict[str, int]]:
+    """Import FNC-1's training pairs (headline, article body) into `out_dir/train.jsonl`.
+
+    FNC-1 (Pomerleau & Rao, 2017) labels a body's stance toward a headline: agree ->
+    supports, disagree -> doubts, discuss -> neutral; unrelated pairs are left out. A record
+    is ``claim`` = headline, ``text`` = the whole body (a model reads its first `max_length`
+    tokens), ``group`` = the body, so one body's pairs never straddle a split. Duplicate pairs
+    are kept once; the same pair with two labels is an error.
+
+    FNC-1 was built from Emergent's articles, so it holds Emergent's test headlines and their
+    bodies. ``exclude`` (statement files, e.g. Emergent's test.jsonl) drops every body related
+    to any of their headlines or claims, with all its pairs; ``within`` (e.g. Emergent's
+    train.jsonl) keeps only bodies related to at least one of their headlines, so a body whose
+    claim cannot be traced is dropped too. Related pairs share a claim, so what is left
+    belongs to the `within` claims alone.
+    """
+    src, out = Path(src_dir), Path(out_dir)
+    bodies: dict[str, str] = {}
+    for where, value in _read_table(src / FNC1_FILES["bodies"], ("Body ID", "articleBody")):
+        if value["Body ID"] in bodies:
+            raise InputError(f"duplicate Body ID {value['Body ID']!r}", where.path, where.line)
+        bodies[value["Body ID"]] = value["articleBody"]
+
+    pairs: dict[tuple[str, str], tuple[_Where, str]] = {}
+    for where, value in _read_table(src / FNC1_FILES["stances"], ("Headline", "Body ID", "Stance")):
+        stance, body = value["Stance"], value["Body ID"]
+        if stance not in (*FNC1_LABELS, FNC1_UNRELATED):
+            allowed = ", ".join((*FNC1_LABELS, FNC1_UNRELATED))
+            raise InputError(
+                f"unknown Stance {stance!r}; allowed: {allowed}", where.path, where.line
+            )
+        if body not in bodies:
+            raise InputError(
+                f"Body ID {body!r} is not in {FNC1_FILES['bodies']}", where.path, where.line
+            )
+        first = pairs.setdefault((value["Headline"], body), (where, stance))
+        if first[1] != stance:
+            raise InputError(
+                f"this headline/body pair is labelled {first[1]!r} on line {first[0].line} "
+                f"and {stance!r} here",
+                where.path,
+                where.line,
+            )
+    related = {key: v for key, v in pairs.items() if v[1] != FNC1_UNRELATED}
+
+    keep_bodies = {body for _, body in related}
+    if within or exclude:
+        inside, outside = _headlines(within), _headlines(exclude)
+        touches: dict[str, set[str]] = {}
+        for headline, body in related:
+            folded = _fold(headline)
+            tags = touches.setdefault(body, set())
+            tags |= {"in"} if folded in inside else set()
+            tags |= {"out"} if folded in outside else set()
+        keep_bodies = {
+            body
+            for body, tags in touches.items()
+            if "out" not in tags and ("in" in tags or not within)
+        }
+    records = [
+        {
+            "id": f"fnc1-{where.line}",
+            "group": f"fnc1-body-{body}",
+            "claim": headline,
+            "text": bodies[body],
+            "label": FNC1_LABELS[stance],
+        }
+        for (headline, body), (where, stance) in related.items()
+        if body in keep_bodies
+    ]
+    if not records:
+        raise InputError(
+            "no related pairs left after --within/--exclude", src / FNC1_FILES["stances"]
+        )
+    logger.info(
+        "fnc1: %d related pairs, %d kept (bodies %d of %d); %d unrelated pairs left out",
+        len(related),
+        len(records),
+        len(keep_bodies),
+        len({body for _, body in related}),
+        len(pairs) - len(related),
+    )
+    return _write_splits("fnc1", {"train": records}, out)

@@ -29,7 +29,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_linear_sc
 from . import card
 from .batching import MODEL_INPUTS, LengthGroupedBatches, PadCollator, tokenize
 from .config import RunConfig, dump_config
-from .data import group_split, label_counts, load_sources, load_statements
+from .data import group_split, label_counts, load_sources, load_statements, paraphrase_claims
 from .errors import StanceError
 from .labels import LABELS
 from .metrics import compute_metrics, plot_confusion
@@ -379,14 +379,22 @@ def fit(
 # ---------------------------------------------------------------- a whole run
 
 
+def augment(cfg: RunConfig, train_ds: Dataset) -> Dataset:
+    """The training rows plus their claim paraphrases (`data.paraphrases`; after any split)."""
+    d = cfg.data
+    return paraphrase_claims(train_ds, d.paraphrases, d.paraphrase_weight, cfg.train.seed)
+
+
 def load_training_data(cfg: RunConfig) -> tuple[Dataset, Dataset]:
     """(train, dev): dev from `data.dev`, else whole groups split off the training data."""
     sources = [(s.path, s.weight) for s in cfg.data.train]
     train_ds = load_sources(sources, cfg.data.claim)
     if cfg.data.dev:
-        return train_ds, load_statements(cfg.data.dev, cfg.data.claim)
-    split_seed = cfg.train.seed if cfg.data.split_seed is None else cfg.data.split_seed
-    return group_split(train_ds, cfg.data.dev_fraction, split_seed)
+        dev_ds = load_statements(cfg.data.dev, cfg.data.claim)
+    else:
+        split_seed = cfg.train.seed if cfg.data.split_seed is None else cfg.data.split_seed
+        train_ds, dev_ds = group_split(train_ds, cfg.data.dev_fraction, split_seed)
+    return augment(cfg, train_ds), dev_ds
 
 
 def run_training(cfg: RunConfig, resume: bool = False) -> dict:

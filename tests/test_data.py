@@ -10,7 +10,9 @@ from stance.data import (
     leave_one_group_out,
     load_sources,
     load_statements,
+    paraphrase_claims,
     read_statements,
+    to_dataset,
 )
 from stance.errors import InputError
 from stance.labels import DEFAULT_CLAIM, LABELS
@@ -155,3 +157,40 @@ def test_sources_mix_with_weights(tmp_path):
     b = write_rows(tmp_path / "b.jsonl", [{**row(0), "id": "b-0"}])
     ds = load_sources([(str(a), 1.0), (str(b), 0.5)])
     assert list(ds["weight"]) == [1.0, 1.0, 0.5]
+
+
+def _stmt(i, group, label, weight=1.0):
+    return {
+        "id": i,
+        "group": group,
+        "claim": "C",
+        "text": f"{i} text",
+        "label": label,
+        "weight": weight,
+    }
+
+
+def test_claim_paraphrases_restate_the_claim_with_the_groups_supporting_statements():
+    ds = to_dataset(
+        [
+            _stmt("s1", "A", "supports"),
+            _stmt("s2", "A", "supports", weight=2.0),
+            _stmt("d1", "A", "doubts"),
+            _stmt("n1", "B", "neutral"),
+            _stmt("s3", "B", "supports"),
+        ]
+    )
+    out = paraphrase_claims(ds, per_row=1, weight=0.5, seed=0)
+    assert out.to_list()[:5] == ds.to_list()  # the originals come first, untouched
+    extra = {r["id"]: r for r in out.to_list()[5:]}
+    # s3 is B's only supporting statement: it cannot restate the claim for itself
+    assert {i.split("~")[0] for i in extra} == {"s1", "s2", "d1", "n1"}
+    assert extra["s1~s2"]["claim"] == "s2 text" and extra["s2~s1"]["claim"] == "s1 text"
+    assert extra["n1~s3"]["claim"] == "s3 text"
+    for key, r in extra.items():
+        own = ds.to_list()[[x["id"] for x in ds.to_list()].index(key.split("~")[0])]
+        assert r["label"] == own["label"] and r["group"] == own["group"]
+        assert r["text"] == own["text"] and r["weight"] == own["weight"] * 0.5
+    assert paraphrase_claims(ds, 1, 0.5, 0).to_list() == out.to_list()  # seeded
+    assert paraphrase_claims(ds, 0, 0.5, 0) is ds
+    assert len(paraphrase_claims(ds, 5, 0.5, 0)) == 5 + 2 + 2 + 1  # capped by what exists

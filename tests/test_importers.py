@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from datasets import ClassLabel
 
+from stance.cli import main
 from stance.data import load_statements
 from stance.errors import InputError
-from stance.importers import EMERGENT_FILES, import_emergent
+from stance.importers import EMERGENT_FILES, FNC1_FILES, import_emergent, import_fnc1
 from stance.labels import LABELS
 
 TRAIN = EMERGENT_FILES["train"]
@@ -304,3 +305,152 @@ def test_rerun_replaces_outputs(tmp_path: Path) -> None:
     assert counts["train"]["supports"] == 2
     assert len(_read_jsonl(out / "train.jsonl")) == 4
     assert sorted(p.name for p in out.iterdir()) == ["test.jsonl", "train.jsonl"]
+
+
+# --- FNC-1 ----------------------------------------------------------------------------------
+
+BODIES = (
+    "Body ID,articleBody\n"
+    '1,"A meteorite hit Managua.\n\nOfficials confirmed it."\n'
+    "2,Nobody has seen the cat since Tuesday.\n"
+    "3,The video of the bigfoot is a hoax.\n"
+)
+STANCES = (
+    "Headline,Body ID,Stance\n"
+    "Meteorite strikes Nicaragua,1,agree\n"  # line 2
+    "Meteorite strikes Nicaragua,2,unrelated\n"
+    "Cat sails the Atlantic,2,discuss\n"
+    "Bigfoot filmed in Russia,3,disagree\n"
+    "Meteorite strikes Nicaragua,1,agree\n"  # a duplicate pair: kept once
+)
+
+
+def _fnc1_dir(root: Path, stances: str = STANCES, bodies: str = BODIES) -> Path:
+    src = root / "fnc1"
+    src.mkdir(parents=True, exist_ok=True)
+    (src / FNC1_FILES["stances"]).write_text(stances, encoding="utf-8")
+    (src / FNC1_FILES["bodies"]).write_text(bodies, encoding="utf-8")
+    return src
+
+
+def _statements(path: Path, *texts: str) -> Path:
+    rows = [
+        {"id": str(i), "text": t, "claim": f"claim {i}", "label": "neutral"}
+        for i, t in enumerate(texts)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_fnc1_mapping_groups_and_unrelated(tmp_path: Path) -> None:
+    counts = import_fnc1(_fnc1_dir(tmp_path), tmp_path / "out")
+    assert counts == {"train": {"supports": 1, "doubts": 1, "neutral": 1}}
+    rows = {r["claim"]: r for r in _read_jsonl(tmp_path / "out" / "train.jsonl")}
+    assert set(rows) == {
+        "Meteorite strikes Nicaragua",
+        "Cat sails the Atlantic",
+        "Bigfoot filmed in Russia",
+    }
+    meteor = rows["Meteorite strikes Nicaragua"]
+    assert meteor["label"] == "supports" and meteor["group"] == "fnc1-body-1"
+    assert meteor["text"] == "A meteorite hit Managua. Officials confirmed it."
+    assert rows["Cat sails the Atlantic"]["label"] == "neutral"
+    assert rows["Bigfoot filmed in Russia"]["label"] == "doubts"
+    ds = load_statements(tmp_path / "out" / "train.jsonl")
+    assert len(ds) == 3
+
+
+def test_fnc1_exclude_drops_every_pair_of_a_touched_body(tmp_path: Path) -> None:
+    stances = STANCES + "Giant METEORITE   strikes Nicaragua,1,discuss\n"
+    test = _statements(tmp_path / "test.jsonl", "giant meteorite strikes nicaragua")
+    import_fnc1(_fnc1_dir(tmp_path, stances), tmp_path / "out", exclude=[test])
+    claims = {r["claim"] for r in _read_jsonl(tmp_path / "out" / "train.jsonl")}
+    # body 1 is related to an excluded headline (case and spaces folded): all its pairs go
+    assert claims == {"Cat sails the Atlantic", "Bigfoot filmed in Russia"}
+
+
+def test_fnc1_within_keeps_only_traceable_bodies(tmp_path: Path) -> None:
+    train = _statements(tmp_path / "train.jsonl", "Cat sails the Atlantic")
+    import_fnc1(_fnc1_dir(tmp_path), tmp_path / "out", within=[train])
+    claims = {r["claim"] for r in _read_jsonl(tmp_path / "out" / "train.jsonl")}
+    assert claims == {"Cat sails the Atlantic"}
+    nothing = _statements(tmp_path / "none.jsonl", "Unrelated headline")
+    with pytest.raises(InputError, match="no related pairs left"):
+        import_fnc1(_fnc1_dir(tmp_path), tmp_path / "out2", within=[nothing])
+
+
+@pytest.mark.parametrize(
+    ("line", "match"),
+    [
+        ("Cat sails the Atlantic,2,maybe\n", "unknown Stance 'maybe'"),
+        ("Cat sails the Atlantic,9,agree\n", "Body ID '9' is not in train_bodies.csv"),
+        ("Cat sails the Atlantic,2,agree\n", "labelled 'discuss' on line 4 and 'agree' here"),
+        ("Cat sails the Atlantic,2\n", "expected 3 fields"),
+    ],
+)
+def test_fnc1_bad_rows_name_file_and_line(tmp_path: Path, line: str, match: str) -> None:
+    with pytest.raises(InputError, match=match) as info:
+        import_fnc1(_fnc1_dir(tmp_path, STANCES + line), tmp_path / "out")
+    assert f"{FNC1_FILES['stances']}:7:" in str(info.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_fnc1_duplicate_body_id(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="duplicate Body ID '2'") as info:
+        import_fnc1(_fnc1_dir(tmp_path, bodies=BODIES + "2,Again.\n"), tmp_path / "out")
+    assert f"{FNC1_FILES['bodies']}:7:" in str(info.value)  # body 1 spans lines 2-4
+
+
+def test_cli_import_fnc1_and_options_only_for_fnc1(tmp_path: Path, capsys) -> None:
+    src = _fnc1_dir(tmp_path)
+    test = _statements(tmp_path / "test.jsonl", "Bigfoot filmed in Russia")
+    assert (
+        main(["import", "fnc1", str(src), "-o", str(tmp_path / "out"), "--exclude", str(test)]) == 0
+    )
+    assert "train: 2 rows" in capsys.readouterr().out
+    assert (
+        main(["import", "emergent", str(src), "-o", str(tmp_path / "e"), "--within", str(test)])
+        == 2
+    )
+
+
+def _fnc1_shared() -> Path:
+    src = _emergent_dir().parent / "fnc1"
+    if not all((src / name).is_file() for name in FNC1_FILES.values()):
+        pytest.skip(f"FNC-1 data not found at {src} (set STANCE_SHARED to the shared folder)")
+    return src
+
+
+def test_fnc1_real_rows_and_emergent_decontamination(tmp_path: Path) -> None:
+    real = _fnc1_shared()
+    src = tmp_path / "src"
+    src.mkdir()
+    _head(real / FNC1_FILES["stances"], src / FNC1_FILES["stances"], 300)
+    (src / FNC1_FILES["bodies"]).write_bytes((real / FNC1_FILES["bodies"]).read_bytes())
+    stances = _read_csv(src / FNC1_FILES["stances"])
+    related = {(r["Headline"], r["Body ID"]) for r in stances if r["Stance"] != "unrelated"}
+    import_fnc1(src, tmp_path / "all")
+    rows = _read_jsonl(tmp_path / "all" / "train.jsonl")
+    assert len(rows) == len(related) > 0
+    assert {r["label"] for r in rows} <= set(LABELS)
+
+    # Emergent's test headlines seen in these rows: excluding them drops their bodies
+    em = _require_emergent()
+    test_heads = {_fold(r["articleHeadline"]) for r in _read_csv(em / TEST)}
+    hit_bodies = {b for h, b in related if _fold(h) in test_heads}
+    assert hit_bodies, "the first 300 FNC-1 rows hold Emergent test headlines"
+    import_emergent(em, tmp_path / "emergent")
+    import_fnc1(
+        src,
+        tmp_path / "clean",
+        within=[tmp_path / "emergent" / "train.jsonl"],
+        exclude=[tmp_path / "emergent" / "test.jsonl"],
+    )
+    clean = _read_jsonl(tmp_path / "clean" / "train.jsonl")
+    assert 0 < len(clean) < len(rows)
+    assert not {r["group"] for r in clean} & {f"fnc1-body-{b}" for b in hit_bodies}
+    assert not {_fold(r["claim"]) for r in clean} & test_heads
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.split()).casefold()

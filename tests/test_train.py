@@ -81,7 +81,9 @@ def test_tiny_model_fits_nine_rows_and_loss_falls():
     assert result.dev_metrics["accuracy"] == 1.0
 
 
-@pytest.mark.parametrize("overrides", [("train.epochs=3",), ("train.epochs=3", "train.max_steps=4")])
+@pytest.mark.parametrize(
+    "overrides", [("train.epochs=3",), ("train.epochs=3", "train.max_steps=4")]
+)
 def test_every_epoch_and_the_last_step_are_evaluated(overrides):
     ds = nine_rows()
     cfg = tiny_config(None, "train.batch_size=3", "train.patience=0", *overrides)
