@@ -1,4 +1,4 @@
-"""`stance` command line: segment, train, evaluate, cv, predict, import."""
+"""`stance` command line: segment, train, evaluate, cv, predict, import, split."""
 
 from __future__ import annotations
 
@@ -57,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="stances for every sentence of new articles")
     predict.add_arguments(p)
+
+    p = sub.add_parser(
+        "split", help="write the (train, dev) split a config trains on, as statement files"
+    )
+    p.add_argument("--config", required=True, help="YAML run config (configs/X.yaml)")
+    p.add_argument("--output", "-o", required=True, help="output folder (train/dev.jsonl)")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. data.split_seed=7")
 
     p = sub.add_parser("import", help="convert a public stance corpus to statement files")
     p.add_argument("corpus", choices=["emergent", "fnc1"])
@@ -158,6 +165,24 @@ def cmd_cv(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_split(args: argparse.Namespace) -> int:
+    from .atomic import atomic_write_lines
+    from .config import load_config
+    from .labels import LABELS
+    from .train import split_training_data
+
+    cfg = load_config(args.config, args.overrides)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, ds in zip(("train", "dev"), split_training_data(cfg), strict=True):
+        rows = [{**r, "label": LABELS[r["label"]]} for r in ds]
+        atomic_write_lines(out / f"{name}.jsonl", (json.dumps(r, ensure_ascii=False) for r in rows))
+        print(
+            f"{name}: {len(rows)} rows, {len(set(ds['group']))} groups -> {out / f'{name}.jsonl'}"
+        )
+    return 0
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from .importers import import_emergent, import_fnc1
 
@@ -186,6 +211,7 @@ COMMANDS = {
     "cv": cmd_cv,
     "predict": cmd_predict,
     "import": cmd_import,
+    "split": cmd_split,
 }
 
 

@@ -385,15 +385,19 @@ def augment(cfg: RunConfig, train_ds: Dataset) -> Dataset:
     return paraphrase_claims(train_ds, d.paraphrases, d.paraphrase_weight, cfg.train.seed)
 
 
-def load_training_data(cfg: RunConfig) -> tuple[Dataset, Dataset]:
-    """(train, dev): dev from `data.dev`, else whole groups split off the training data."""
+def split_training_data(cfg: RunConfig) -> tuple[Dataset, Dataset]:
+    """(train, dev) as read: dev from `data.dev`, else whole groups split off the training data."""
     sources = [(s.path, s.weight) for s in cfg.data.train]
     train_ds = load_sources(sources, cfg.data.claim)
     if cfg.data.dev:
-        dev_ds = load_statements(cfg.data.dev, cfg.data.claim)
-    else:
-        split_seed = cfg.train.seed if cfg.data.split_seed is None else cfg.data.split_seed
-        train_ds, dev_ds = group_split(train_ds, cfg.data.dev_fraction, split_seed)
+        return train_ds, load_statements(cfg.data.dev, cfg.data.claim)
+    split_seed = cfg.train.seed if cfg.data.split_seed is None else cfg.data.split_seed
+    return group_split(train_ds, cfg.data.dev_fraction, split_seed)
+
+
+def load_training_data(cfg: RunConfig) -> tuple[Dataset, Dataset]:
+    """(train, dev) for a run: the split, with the training side augmented."""
+    train_ds, dev_ds = split_training_data(cfg)
     return augment(cfg, train_ds), dev_ds
 
 

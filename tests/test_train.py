@@ -223,3 +223,23 @@ def test_evaluate_refuses_pickle_only_model_dir(tmp_path, caplog):
     (tmp_path / "pytorch_model.bin").write_bytes(b"not really")
     assert main(["evaluate", "--model", str(tmp_path), "--data", str(DATA)]) == 2
     assert "refusing to unpickle" in caplog.text
+
+
+def test_cli_split_writes_the_split_a_run_trains_on(tmp_path, capsys):
+    from conftest import ROOT
+
+    from stance.config import load_config
+    from stance.train import load_training_data
+
+    overrides = [f"data.train=[{{path: {DATA}}}]", "data.split_seed=3"]
+    assert (
+        main(
+            ["split", "--config", str(ROOT / "configs/tiny.yaml"), "-o", str(tmp_path), *overrides]
+        )
+        == 0
+    )
+    assert "dev:" in capsys.readouterr().out
+    train, dev = (load_statements(tmp_path / f"{n}.jsonl") for n in ("train", "dev"))
+    run_train, run_dev = load_training_data(load_config(ROOT / "configs/tiny.yaml", overrides))
+    assert dev.to_list() == run_dev.to_list() and train.to_list() == run_train.to_list()
+    assert not set(train["group"]) & set(dev["group"])
