@@ -325,19 +325,12 @@ def import_fnc1(
     related = {key: v for key, v in pairs.items() if v[1] != FNC1_UNRELATED}
 
     keep_bodies = {body for _, body in related}
-    if within or exclude:
-        inside, outside = _headlines(within), _headlines(exclude)
-        touches: dict[str, set[str]] = {}
-        for headline, body in related:
-            folded = _fold(headline)
-            tags = touches.setdefault(body, set())
-            tags |= {"in"} if folded in inside else set()
-            tags |= {"out"} if folded in outside else set()
-        keep_bodies = {
-            body
-            for body, tags in touches.items()
-            if "out" not in tags and ("in" in tags or not within)
-        }
+    if within:
+        inside = _headlines(within)
+        keep_bodies = {body for headline, body in related if _fold(headline) in inside}
+    if exclude:
+        outside = _headlines(exclude)
+        keep_bodies -= {body for headline, body in related if _fold(headline) in outside}
     records = [
         {
             "id": f"fnc1-{where.line}",

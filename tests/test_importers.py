@@ -379,6 +379,16 @@ def test_fnc1_within_keeps_only_traceable_bodies(tmp_path: Path) -> None:
         import_fnc1(_fnc1_dir(tmp_path), tmp_path / "out2", within=[nothing])
 
 
+def test_fnc1_bad_within_or_exclude_file_names_its_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "0", "text": "Cat sails the Atlantic", "label": "neutral"}\n{"id": 1\n')
+    for option in ("within", "exclude"):
+        with pytest.raises(InputError, match="invalid JSON") as info:
+            import_fnc1(_fnc1_dir(tmp_path), tmp_path / "out", **{option: [bad]})
+        assert f"{bad}:2:" in str(info.value)
+        assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize(
     ("line", "match"),
     [
