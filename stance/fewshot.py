@@ -1,0 +1,380 @@
+"""The few-shot model kind: a sentence-transformer body and a linear head, for one claim.
+
+Like setfit, a body (all-MiniLM-L6-v2, all-mpnet-base-v2 or a tiny BERT in tests; mean
+pooling, L2-normalised) and a head (3 logits). Training (`train_sentence_model`):
+
+1. optionally adapt the body with SetFit's contrastive step (`fewshot.adapt: setfit`: pairs of
+   same/different-label sentences, sentence-transformers' CosineSimilarityLoss and trainer);
+2. linear probe: a class-balanced logistic regression on the frozen embeddings;
+3. optionally LP-FT (`fewshot.adapt: lpft`; Kumar et al., ICLR 2022): start from that head and
+   fine-tune body and head together at a small learning rate with the package's accelerate
+   loop (`stance.train.fit`, `train.*` settings). Starting from a fitted head keeps the first
+   gradients from tearing up the pretrained features, which full fine-tuning from a random
+   head does on ~50 sentences (measured in the README's CV table).
+
+The statement is encoded alone: the claim is fixed per model and stored in its config; a
+different claim is refused at load time (`StancePredictor`), since the head knows one claim.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from datasets import Dataset
+from torch import nn
+from transformers import BertConfig, BertModel, PretrainedConfig
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from .config import RunConfig
+from .errors import ConfigError, ModelLoadError
+from .labels import ID2LABEL, LABEL2ID, LABELS
+
+logger = logging.getLogger(__name__)
+
+KIND = "sentence"
+BODY_DIR = "body"
+HEAD_FILE = "head.safetensors"
+
+
+class SentenceStanceClassifier(nn.Module):
+    """Body -> mean pooling -> L2 norm -> linear head -> logits, in LABELS order.
+
+    Forward takes the tokenizer's tensors like a transformers classifier and returns a
+    `SequenceClassifierOutput`, so the training loop and the engine drive it unchanged.
+    """
+
+    def __init__(self, body: nn.Module, config: PretrainedConfig):
+        super().__init__()
+        self.body = body  # a SentenceTransformer
+        self.config = config
+        self.head = nn.Linear(config.hidden_size, len(LABELS))
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        out = self.body({"input_ids": input_ids, "attention_mask": attention_mask})
+        emb = out["sentence_embedding"]
+        return nn.functional.normalize(emb.float(), dim=-1).to(emb.dtype)  # norm in fp32
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,  # accepted for a uniform call, unused
+        **_: torch.Tensor,
+    ) -> SequenceClassifierOutput:
+        features = self.embed(input_ids, attention_mask)
+        return SequenceClassifierOutput(logits=self.head(features))
+
+    @property
+    def tokenizer(self):
+        return self.body.tokenizer
+
+
+def stance_config(hidden_size: int, claim: str, max_length: int, base: str) -> PretrainedConfig:
+    """The run's config.json: labels, claim and trained max length travel with the model."""
+    return PretrainedConfig(
+        stance_kind=KIND,
+        hidden_size=hidden_size,
+        id2label=dict(ID2LABEL),
+        label2id=dict(LABEL2ID),
+        stance_claim=claim,
+        stance_max_length=max_length,
+        max_position_embeddings=max_length,
+        base_model=base,
+    )
+
+
+# ---------------------------------------------------------------- bodies
+
+
+def _tiny_body_dir(cfg: RunConfig, texts: list[str], where: Path) -> Path:
+    """A tiny BERT in sentence-transformers layout (tests): config from `model.tiny_*`."""
+    from .modeling import train_tiny_tokenizer
+
+    m = cfg.model
+    tokenizer = train_tiny_tokenizer(texts, m.tiny_vocab)
+    bert = BertModel(
+        BertConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=m.tiny_hidden,
+            num_hidden_layers=m.tiny_layers,
+            num_attention_heads=m.tiny_heads,
+            intermediate_size=m.tiny_hidden * 4,
+            max_position_embeddings=512,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )  # with BERT's (unused) pooler, so loading it reports no missing weights
+    bert.save_pretrained(where)
+    tokenizer.save_pretrained(where)
+    return where
+
+
+def load_body(cfg: RunConfig, texts: list[str]):
+    """The base sentence-transformer: 'minilm', 'mpnet', 'tiny' or a local directory."""
+    from sentence_transformers import SentenceTransformer, models
+
+    from .bases import mpnet_path
+    from .modeling import check_model_dir, minilm_path
+
+    base = cfg.model.base
+    if base == "tiny":
+        with tempfile.TemporaryDirectory() as tmp:
+            word = models.Transformer(str(_tiny_body_dir(cfg, texts, Path(tmp))))
+        pooling = models.Pooling(word.get_embedding_dimension(), "mean")
+        body = SentenceTransformer(modules=[word, pooling, models.Normalize()], device="cpu")
+    else:
+        path = {"minilm": minilm_path, "mpnet": mpnet_path}.get(base, lambda: None)()
+        path = path or check_model_dir(base)
+        body = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+    body.max_seq_length = cfg.data.max_length
+    return body
+
+
+def embedding_size(body) -> int:
+    getter = getattr(body, "get_embedding_dimension", None) or body.get_sentence_embedding_dimension
+    return int(getter())
+
+
+# ---------------------------------------------------------------- heads
+
+
+def fit_linear_probe(
+    model: SentenceStanceClassifier, texts: list[str], labels: list[int], c: float, seed: int
+) -> None:
+    """Class-balanced logistic regression on frozen embeddings, copied into `model.head`."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = encode(model, texts)
+    present = sorted(set(labels))
+    clf = LogisticRegression(C=c, class_weight="balanced", max_iter=5000, random_state=seed)
+    clf.fit(x, labels)
+    weight = torch.zeros(len(LABELS), x.shape[1])
+    bias = torch.full((len(LABELS),), -30.0)  # a label never seen in training: never predicted
+    coef, intercept = clf.coef_, clf.intercept_
+    if len(present) == 2:  # sklearn keeps one row for two classes: logit(p1) = w.x + b
+        coef = np.vstack([-coef[0] / 2, coef[0] / 2])
+        intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
+    for row, label in enumerate(clf.classes_):
+        weight[label] = torch.from_numpy(coef[row]).float()
+        bias[label] = float(intercept[row])
+    with torch.no_grad():
+        model.head.weight.copy_(weight)
+        model.head.bias.copy_(bias)
+
+
+@torch.inference_mode()
+def encode(model: SentenceStanceClassifier, texts: list[str], batch_size: int = 32) -> np.ndarray:
+    """L2-normalised sentence embeddings (N, H) as float32."""
+    was_training = model.training
+    model.eval()
+    emb = model.body.encode(
+        texts,
+        batch_size=batch_size,
+        convert_to_numpy=True,
+        normalize_embeddings=True,
+        show_progress_bar=False,
+    )
+    model.train(was_training)
+    return np.asarray(emb, dtype=np.float32)
+
+
+# ---------------------------------------------------------------- body adaptation
+
+
+def contrastive_pairs(
+    texts: list[str], labels: list[int], iterations: int, seed: int
+) -> dict[str, list]:
+    """SetFit's pair sampling: per iteration and sentence one positive and one negative pair."""
+    rng = random.Random(seed)
+    by_label: dict[int, list[int]] = {}
+    for i, y in enumerate(labels):
+        by_label.setdefault(y, []).append(i)
+    a, b, score = [], [], []
+    for _ in range(iterations):
+        for i, y in enumerate(labels):
+            same = [j for j in by_label[y] if j != i]
+            other = [j for j in range(len(labels)) if labels[j] != y]
+            if same:
+                a.append(texts[i]), b.append(texts[rng.choice(same)]), score.append(1.0)
+            if other:
+                a.append(texts[i]), b.append(texts[rng.choice(other)]), score.append(0.0)
+    return {"sentence1": a, "sentence2": b, "score": score}
+
+
+def setfit_adapt(model: SentenceStanceClassifier, cfg: RunConfig, ds: Dataset) -> None:
+    """SetFit's contrastive step, with sentence-transformers' own trainer and loss."""
+    from sentence_transformers import (
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+        losses,
+    )
+
+    f = cfg.fewshot
+    pairs = Dataset.from_dict(
+        contrastive_pairs(list(ds["text"]), list(ds["label"]), f.setfit_iterations, cfg.train.seed)
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        args = SentenceTransformerTrainingArguments(
+            output_dir=tmp,
+            num_train_epochs=f.setfit_epochs,
+            per_device_train_batch_size=f.setfit_batch_size,
+            learning_rate=f.setfit_lr,
+            warmup_ratio=0.1,
+            seed=cfg.train.seed,
+            save_strategy="no",
+            report_to="none",
+            disable_tqdm=True,
+            use_cpu=not torch.cuda.is_available(),
+        )
+        trainer = SentenceTransformerTrainer(
+            model=model.body,
+            args=args,
+            train_dataset=pairs,
+            loss=losses.CosineSimilarityLoss(model.body),
+        )
+        trainer.train()
+    model.body.to("cpu")
+
+
+def lpft_adapt(model: SentenceStanceClassifier, cfg: RunConfig, ds: Dataset) -> None:
+    """Fine-tune body and head from the probed head with the package's accelerate loop."""
+    from .train import fit
+
+    fit(replace(cfg, train=replace(cfg.train, patience=0)), model, model.tokenizer, ds)
+    model.to("cpu")
+
+
+def freeze_lower_layers(model: SentenceStanceClassifier, layers: int) -> None:
+    """Partial tuning: embeddings and the lowest `layers` encoder layers keep their weights."""
+    if layers <= 0:
+        return
+    for name, param in model.body.named_parameters():
+        if "embeddings" in name or any(f"layer.{i}." in name for i in range(layers)):
+            param.requires_grad_(False)
+
+
+def train_sentence_model(cfg: RunConfig, ds: Dataset) -> SentenceStanceClassifier:
+    """The few-shot recipe of `cfg.fewshot` on the statement rows of `ds` (one claim)."""
+    claims = set(ds["claim"])
+    if len(claims) != 1:
+        raise ConfigError(
+            f"model.kind {KIND}: the training rows carry {len(claims)} claims; a sentence "
+            "model is trained for one claim (use the cross-encoder for several)"
+        )
+    claim = claims.pop()
+    f = cfg.fewshot
+    torch.manual_seed(cfg.train.seed)
+    body = load_body(cfg, [claim, *ds["text"]])
+    config = stance_config(embedding_size(body), claim, cfg.data.max_length, cfg.model.base)
+    model = SentenceStanceClassifier(body, config)
+    texts, labels = list(ds["text"]), list(ds["label"])
+    if f.adapt == "setfit":
+        setfit_adapt(model, cfg, ds)
+    fit_linear_probe(model, texts, labels, f.head_c, cfg.train.seed)
+    if f.adapt == "lpft" and cfg.train.epochs > 0:
+        freeze_lower_layers(model, f.freeze_layers)
+        lpft_adapt(model, cfg, ds)
+        for p in model.parameters():
+            p.requires_grad_(True)
+        if f.refit_head:  # the head the body ended with, re-fitted on its final features
+            fit_linear_probe(model, texts, labels, f.head_c, cfg.train.seed)
+    return model.eval()
+
+
+@torch.inference_mode()
+def predict_proba(model: SentenceStanceClassifier, texts: list[str]) -> np.ndarray:
+    """Probabilities (N, len(LABELS)) for statements, in LABELS order."""
+    x = torch.from_numpy(encode(model, texts))
+    return torch.softmax(model.head(x), dim=-1).numpy()
+
+
+# ---------------------------------------------------------------- run directory
+
+
+def run_sentence_training(cfg: RunConfig) -> dict:
+    """Train on every labelled row (no dev split: the recipe was chosen by `stance cv`), score
+    `data.dev` when given, and write the run directory."""
+    import json
+    import time
+
+    from . import card
+    from .config import dump_config
+    from .data import label_counts, load_sources, load_statements
+    from .metrics import compute_metrics, plot_confusion
+
+    train_ds = load_sources([(s.path, s.weight) for s in cfg.data.train], cfg.data.claim)
+    logger.info(
+        "train %d rows %s (all of them: no dev split)", len(train_ds), label_counts(train_ds)
+    )
+    start = time.perf_counter()
+    model = train_sentence_model(cfg, train_ds)
+    metrics: dict = {
+        "kind": KIND,
+        "dev": None,
+        "train_rows": len(train_ds),
+        "train_seconds": round(time.perf_counter() - start, 2),
+    }
+    if cfg.data.dev:
+        dev_ds = load_statements(cfg.data.dev, model.config.stance_claim)
+        preds = predict_proba(model, list(dev_ds["text"])).argmax(-1).tolist()
+        metrics |= {"dev": compute_metrics(preds, list(dev_ds["label"])), "dev_rows": len(dev_ds)}
+    run_dir = cfg.run_dir
+    save_sentence_model(model, run_dir)
+    (run_dir / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    if metrics["dev"]:
+        plot_confusion(metrics["dev"], run_dir / "confusion_matrix.png", f"{cfg.name}: dev")
+    (run_dir / "README.md").write_text(card.sentence_model_card(cfg, metrics), encoding="utf-8")
+    logger.info("saved run to %s", run_dir)
+    return metrics
+
+
+def save_sentence_model(model: SentenceStanceClassifier, run_dir: Path) -> None:
+    """config.json (labels, claim, kind), head.safetensors, and the body in `body/`."""
+    from safetensors.torch import save_file
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model.body.tokenizer.model_max_length = model.config.stance_max_length
+    model.body.save(str(run_dir / BODY_DIR))
+    head = {k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()}
+    save_file(head, str(run_dir / HEAD_FILE))
+    model.config.save_pretrained(run_dir)
+
+
+def is_sentence_run(path: str | Path) -> bool:
+    import json
+
+    config = Path(path) / "config.json"
+    try:
+        return json.loads(config.read_text(encoding="utf-8")).get("stance_kind") == KIND
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def load_sentence_model(path: str | Path) -> SentenceStanceClassifier:
+    """A saved sentence model, in eval mode; safetensors only, no remote code."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    from sentence_transformers import SentenceTransformer
+
+    from .modeling import check_model_dir
+
+    path = Path(path)
+    check_model_dir(path / BODY_DIR)
+    config = PretrainedConfig.from_pretrained(path)
+    names = set(config.id2label.values())
+    if names != set(LABELS):
+        raise ModelLoadError(f"{path}: labels {sorted(names)} are not {list(LABELS)}")
+    try:
+        body = SentenceTransformer(str(path / BODY_DIR), device="cpu", local_files_only=True)
+        model = SentenceStanceClassifier(body, config)
+        model.head.load_state_dict(load_file(str(path / HEAD_FILE)))
+    except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as e:
+        raise ModelLoadError(f"{path}: cannot load the sentence model: {e}") from None
+    body.max_seq_length = int(config.stance_max_length)
+    return model.eval()
