@@ -35,9 +35,9 @@ PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x8
 logger = logging.getLogger(__name__)
 
 
-def missing_modules(names: tuple[str, ...] = NEEDED_MODULES) -> list[str]:
-    """The modules of `names` this interpreter cannot import."""
-    return [name for name in names if importlib.util.find_spec(name) is None]
+def missing_modules(names: tuple[str, ...] | None = None) -> list[str]:
+    """The modules of `names` (default NEEDED_MODULES) this interpreter cannot import."""
+    return [n for n in names or NEEDED_MODULES if importlib.util.find_spec(n) is None]
 
 
 def download_wheels(dest: Path = WHEELS, python_version: str = "3.12") -> list[Path]:

@@ -613,6 +613,7 @@ def run_step(ctx: Context, rows: list[Row], check: str, step: Callable[[], list[
         rows.append(Row(check, status="not run: the time budget was spent"))
         return
     logger.info("gpu check: %s", check)
+    start, first = time.monotonic(), len(rows)
     try:
         rows.extend(step())
     except NotRun as e:
@@ -621,6 +622,8 @@ def run_step(ctx: Context, rows: list[Row], check: str, step: Callable[[], list[
         logger.error("%s failed:\n%s", check, traceback.format_exc())
         message = f"FAILED: {type(e).__name__}: {e}".splitlines()[0][:160]
         rows.append(Row(check, status=message, detail={"traceback": traceback.format_exc()}))
+    for row in rows[first:]:
+        row.detail["step_seconds"] = round(time.monotonic() - start, 1)
 
 
 def machine_info(device: str) -> dict[str, Any]:
