@@ -758,6 +758,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{len(written)} files, {size:.1f} MiB: carry .whl and .gpu-bundle")
         return 0
     started = time.monotonic()
+    # The GPU machine has no network: the hub libraries must not try it (and wait on it).
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        os.environ.setdefault(name, "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     missing = ensure_packages()
     import torch
 
