@@ -6,7 +6,7 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup mpnet train emergent test lint format clean
+.PHONY: setup mpnet train emergent test lint format clean gpu-bundle gpu-check
 
 # The stamp depends on pyproject.toml, so setup re-runs only when dependencies change.
 .venv/.installed: pyproject.toml
@@ -48,12 +48,22 @@ test: setup
 	$(PY) -m pytest -q
 
 lint: setup
-	$(PY) -m ruff check stance scripts tests
-	$(PY) -m ruff format --check stance scripts tests
+	$(PY) -m ruff check stance scripts tests benchmarks
+	$(PY) -m ruff format --check stance scripts tests benchmarks
 
 format: setup
-	$(PY) -m ruff format stance scripts tests
-	$(PY) -m ruff check --fix stance scripts tests
+	$(PY) -m ruff format stance scripts tests benchmarks
+	$(PY) -m ruff check --fix stance scripts tests benchmarks
+
+# What a bare GPU machine needs and lacks (README, "Checking a GPU machine"): wheels of
+# datasets, evaluate, pysbd and their missing dependencies in .whl/, MiniLM in fp16 in
+# .gpu-bundle/ (both gitignored: name them in the device tool's carry).
+gpu-bundle: setup
+	$(PY) scripts/gpu_check.py --bundle
+
+# On the GPU machine its own python3 runs it: python3 scripts/gpu_check.py --json OUT.json
+gpu-check: setup
+	$(PY) scripts/gpu_check.py --dry-run --json gpu-check.json
 
 clean:
 	rm -rf .venv build *.egg-info

@@ -526,6 +526,7 @@ class StancePredictor:
             # Checked on a probe batch (with padding): a transformers upgrade that changes
             # BERT must not change the answers silently.
             probe = self._collate(self.encode([(self.claim, "A probe."), (self.claim, PROBE)])[0])
+            probe = self._to_device(probe)  # collated on the CPU, like every batch
             with torch.inference_mode():
                 theirs = reference(**probe)
                 try:  # the oneDNN ops are torch internals: a failure means "not here"
@@ -606,18 +607,28 @@ class StancePredictor:
             batch["token_type_ids"] = types
         return {k: torch.from_numpy(v) for k, v in batch.items()}
 
+    def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A CPU-collated batch on the model's device (unchanged on the CPU)."""
+        if self.device.type == "cpu":
+            return batch
+        if self.device.type == "cuda":
+            # Pinned host memory lets the copy run asynchronously with the previous kernel;
+            # the softmax's copy back to the host orders it before the result is read.
+            return {k: v.pin_memory().to(self.device, non_blocking=True) for k, v in batch.items()}
+        return {k: v.to(self.device) for k, v in batch.items()}
+
     @torch.inference_mode()
     def _forward(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
         """Probabilities (B, len(LABELS)) in LABELS order."""
+        batch = self._to_device(batch)
         if self.device.type == "cuda":
-            # Pinned host memory lets the copy run asynchronously with the previous kernel.
-            batch = {k: v.pin_memory().to(self.device, non_blocking=True) for k, v in batch.items()}
             with torch.autocast("cuda", dtype=self.autocast_dtype):
                 logits = self.net(**batch)
         else:
             logits = self.net(**batch)
-        probs = torch.softmax(logits.float(), dim=-1)[:, self._columns.to(logits.device)]
-        return probs.cpu().numpy()
+        # Columns picked on the host: no index tensor copied to the device every batch.
+        probs = torch.softmax(logits.float(), dim=-1).cpu()[:, self._columns]
+        return probs.numpy()
 
     def classify_detailed(
         self,

@@ -368,9 +368,15 @@ def _process_group(cpu: bool = False) -> tuple[int, int, Any]:
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched <= 1:
         return 0, 1, None
+    import torch
     from accelerate import PartialState
 
-    state = PartialState(cpu=cpu)
+    # Prediction exchanges no tensors, only barriers: gloo runs them on the host, where NCCL
+    # refuses two processes on one GPU and accelerate's barrier names cuda:<local rank>,
+    # which does not exist when processes outnumber GPUs (accelerate still deals the
+    # processes over the GPUs, local rank modulo their count).
+    gpu = not cpu and torch.cuda.is_available()
+    state = PartialState(cpu=cpu, backend="gloo") if gpu else PartialState(cpu=cpu)
     if state.num_processes != launched:
         # Each process would believe it is alone and they would share one sidecar.
         raise StanceError(
@@ -378,6 +384,22 @@ def _process_group(cpu: bool = False) -> tuple[int, int, Any]:
             "on the CPU pass --device cpu (or use accelerate launch --cpu)"
         )
     return state.process_index, state.num_processes, state
+
+
+def _wait_for_everyone(state: Any) -> None:
+    """A host barrier across the launched processes (no-op in a single process).
+
+    Not `state.wait_for_everyone()`: it passes device_ids=[local rank], and a barrier on a
+    device that does not exist fails on a machine with fewer GPUs than processes.
+    """
+    if state is None:
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+    else:
+        state.wait_for_everyone()
 
 
 def run_prediction(
@@ -434,8 +456,7 @@ def run_prediction(
         part.close()
         bar.close()
 
-    if state is not None:
-        state.wait_for_everyone()
+    _wait_for_everyone(state)
     if main:
         from .summary import SummaryBuilder, write_summary
 
@@ -469,8 +490,7 @@ def run_prediction(
             report.summary = Path(summary)
         for p in parts:
             p.unlink(missing_ok=True)
-    if state is not None:
-        state.wait_for_everyone()
+    _wait_for_everyone(state)
     report.seconds = time.perf_counter() - start
     return report
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import DataLoaderConfiguration, set_seed
 from datasets import Dataset
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 COMPLETE_MARKER = "COMPLETE"
+LOSS_READ_EVERY = 50  # steps between reads of the per-step losses (see LossLog)
 
 
 @dataclass
@@ -61,6 +62,36 @@ class TrainState:
         self.__dict__.update(state)
 
 
+class LossLog:
+    """Per-step losses kept where they were computed, read into the history in batches.
+
+    `loss.item()` every step makes the host wait for the GPU at every step, so it cannot
+    queue the next step's kernels; reading a stack of them now and then gives the same
+    floats. Read before anything else enters the history (evaluations) and before a
+    checkpoint saves it, so the history is what per-step reads would have written.
+    """
+
+    def __init__(self, every: int = LOSS_READ_EVERY):
+        self.every = every
+        self._pending: list[tuple[int, torch.Tensor]] = []
+
+    def add(self, step: int, loss: torch.Tensor) -> bool:
+        """Keep one step's loss; True when it is time to read them."""
+        self._pending.append((step, loss.detach()))
+        return len(self._pending) >= self.every
+
+    def read_into(self, history: list[dict]) -> float | None:
+        """Append the pending losses to `history` in step order; the last one, if any."""
+        if not self._pending:
+            return None
+        values = torch.stack([loss for _, loss in self._pending]).tolist()  # one sync
+        history.extend(
+            {"step": step, "loss": v} for (step, _), v in zip(self._pending, values, strict=True)
+        )
+        self._pending.clear()
+        return values[-1]
+
+
 def choose_precision(setting: str) -> str:
     if setting != "auto":
         return setting
@@ -71,10 +102,14 @@ def choose_precision(setting: str) -> str:
 
 def make_accelerator(cfg: RunConfig) -> Accelerator:
     """The run's Accelerator: precision and accumulation from the config; CPU without CUDA."""
+    cuda = torch.cuda.is_available()
     return Accelerator(
         mixed_precision=choose_precision(cfg.train.mixed_precision),
         gradient_accumulation_steps=cfg.train.grad_accum,
-        cpu=not torch.cuda.is_available(),
+        cpu=not cuda,
+        # Batches come from pinned memory on CUDA (make_loader), so their copies can overlap
+        # the previous step's kernels; on the CPU there is nothing to copy.
+        dataloader_config=DataLoaderConfiguration(non_blocking=cuda),
     )
 
 
@@ -129,10 +164,13 @@ def predict_loader(model, loader, accelerator: Accelerator) -> tuple[list[int], 
     for batch in loader:
         logits = model(**model_inputs(batch)).logits  # (B, C)
         logits, labels = accelerator.gather_for_metrics((logits, batch["labels"]))
-        preds += logits.argmax(-1).tolist()
-        refs += labels.tolist()
+        preds.append(logits.argmax(-1))
+        refs.append(labels)
     model.train(was_training)
-    return preds, refs
+    if not preds:
+        return [], []
+    # Read back once at the end, not once a batch (each read waits for the GPU).
+    return torch.cat(preds).tolist(), torch.cat(refs).tolist()
 
 
 def evaluate_dataset(
@@ -295,6 +333,7 @@ def fit(
     def evaluate_and_track() -> bool:
         """Evaluate on dev, keep the best weights; True when patience has run out."""
         nonlocal best
+        read_losses()  # the steps before this evaluation come first in the history
         metrics = compute_metrics(*predict_loader(model, dev_dl, accelerator))
         eval_times.append((state.step, time.perf_counter() - start, metrics["macro_f1"]))
         state.history.append(
@@ -324,7 +363,15 @@ def fit(
         )
         return bool(t.patience) and state.evals_without_gain >= t.patience
 
+    losses = LossLog()
+
+    def read_losses() -> None:
+        last = losses.read_into(state.history)
+        if last is not None:
+            bar.set_postfix(loss=f"{last:.4f}", ex_s=f"{rate:.1f}")
+
     model.train()
+    rate = 0.0
     bar = tqdm(
         mininterval=1.0 if sys.stderr.isatty() else 30.0,  # keep CI logs short
         total=total_steps,
@@ -361,11 +408,12 @@ def fit(
             state.step += 1
             rate = window_examples / max(time.perf_counter() - window_start, 1e-9)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.4f}", ex_s=f"{rate:.1f}")
-            state.history.append({"step": state.step, "loss": loss.item()})
+            if losses.add(state.step, loss):
+                read_losses()
             if dev_dl is not None and t.eval_every and state.step % t.eval_every == 0:
                 stop = evaluate_and_track()
             if t.checkpoint_every and run_dir and state.step % t.checkpoint_every == 0:
+                read_losses()  # the history is part of the checkpoint
                 save_checkpoint(accelerator, run_dir, state, best, t.keep_checkpoints)
             if stop or state.step >= total_steps:
                 stop = True
@@ -375,6 +423,7 @@ def fit(
             state.batches_in_epoch = 0
             if dev_dl is not None and not t.eval_every:
                 stop = evaluate_and_track() or stop
+    read_losses()
     bar.close()
 
     unwrapped = accelerator.unwrap_model(model)

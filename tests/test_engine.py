@@ -92,3 +92,38 @@ def test_allocator_helpers_use_glibc_on_linux() -> None:
         assert E._LIBC.mallopt(E._M_MMAP_THRESHOLD, 32 << 20) == 1  # accepted: 32 MB is legal
     E.tune_allocator()  # both must be harmless anywhere
     E.release_memory()
+
+
+def _stub_nets_on(monkeypatch, device: torch.device) -> list[torch.device]:
+    """Stub both networks' forwards: assert every input is on `device`, record it, and
+    return CPU logits (meta tensors hold no numbers, so the stub makes some up)."""
+    seen: list[torch.device] = []
+
+    def stub(self, **batch: torch.Tensor) -> torch.Tensor:
+        for name, tensor in batch.items():
+            if tensor is not None:
+                assert tensor.device == device, f"{name} on {tensor.device}, net on {device}"
+                seen.append(tensor.device)
+        return torch.zeros(batch["input_ids"].shape[0], 3)
+
+    monkeypatch.setattr(E.FastBertClassifier, "forward", stub)
+    monkeypatch.setattr(E._TransformersForward, "forward", stub)
+    return seen
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_every_batch_reaches_the_net_on_the_predictors_device(
+    tiny_model_dir: Path, monkeypatch, fast: bool
+) -> None:
+    """Issue #13: batches are collated on the CPU; the load-time probe batch and every
+    prediction batch must be moved to the model's device (on CUDA the probe was not, and
+    every GPU prediction failed). `meta` stands in for a device that is not the CPU."""
+    meta = torch.device("meta")
+    seen = _stub_nets_on(monkeypatch, meta)
+    predictor = P.StancePredictor(tiny_model_dir, device=meta, fast=fast)
+    assert predictor.device == meta
+    assert next(predictor.model.parameters()).device == meta
+    probs = predictor.classify(["Russia says troops are leaving.", "NATO saw no sign of it."])
+    assert probs.shape == (2, 3)
+    np.testing.assert_allclose(probs, 1 / 3)  # softmax of the stub's zeros
+    assert seen and set(seen) == {meta}

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from stance import cli
 from stance import engine as E
@@ -525,3 +526,39 @@ def test_launch_that_accelerate_does_not_see_is_refused(monkeypatch) -> None:
     monkeypatch.setattr(accelerate, "PartialState", OneProcess)
     with pytest.raises(StanceError, match="launched as 2 processes but accelerate sees 1"):
         P._process_group(cpu=True)
+
+
+def test_gpu_launch_asks_for_a_host_backend(monkeypatch) -> None:
+    """Issue #13: two processes on one GPU (torchrun --nproc_per_node 2) must not use NCCL
+    (it refuses two ranks on one GPU); prediction only needs barriers, so gloo does."""
+    import accelerate
+
+    made: list[dict] = []
+
+    class Recorder:
+        def __init__(self, cpu: bool = False, **kwargs):
+            made.append({"cpu": cpu, **kwargs})
+            self.process_index, self.num_processes = 1, 2
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(accelerate, "PartialState", Recorder)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert P._process_group(cpu=False)[:2] == (1, 2)
+    assert made == [{"cpu": False, "backend": "gloo"}]
+    made.clear()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    P._process_group(cpu=True)  # the CPU keeps accelerate's choice
+    assert made == [{"cpu": True}]
+
+
+def test_barrier_names_no_device(monkeypatch) -> None:
+    """accelerate's wait_for_everyone passes device_ids=[local rank]: cuda:1 on a one-GPU
+    machine with two processes, which does not exist. Ours is a plain host barrier."""
+    import torch.distributed as dist
+
+    calls: list[tuple] = []
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "barrier", lambda *a, **kw: calls.append((a, kw)))
+    P._wait_for_everyone(object())
+    P._wait_for_everyone(None)  # one process: nothing to wait for
+    assert calls == [((), {})]

@@ -1,11 +1,14 @@
 import json
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 from conftest import DATA, tiny_config
 from transformers import pipeline
 
+import stance
 from stance.cli import main
 from stance.data import load_statements, to_dataset
 from stance.errors import ConfigError
@@ -19,6 +22,8 @@ from stance.train import (
     run_training,
     weighted_loss,
 )
+
+PACKAGE = Path(stance.__file__).parent
 
 NINE = [
     ("Units are returning to their permanent bases after the drills.", "supports"),
@@ -243,3 +248,40 @@ def test_cli_split_writes_the_split_a_run_trains_on(tmp_path, capsys):
     run_train, run_dev = load_training_data(load_config(ROOT / "configs/tiny.yaml", overrides))
     assert dev.to_list() == run_dev.to_list() and train.to_list() == run_train.to_list()
     assert not set(train["group"]) & set(dev["group"])
+
+
+def test_loss_log_reads_the_same_floats_in_step_order():
+    from stance.train import LossLog
+
+    log, history = LossLog(every=3), [{"step": 0, "dev_macro_f1": 0.5}]
+    losses = [torch.tensor(x, dtype=torch.float32) for x in (0.1, 1 / 3, 2.5, 7.0)]
+    due = [log.add(step, loss) for step, loss in enumerate(losses, 1)]
+    assert due == [False, False, True, True]
+    assert log.read_into(history) == losses[-1].item()
+    assert log.read_into(history) is None  # nothing pending
+    assert history[1:] == [{"step": i, "loss": x.item()} for i, x in enumerate(losses, 1)]
+
+
+def test_training_steps_do_not_wait_for_the_device(monkeypatch):
+    """Issue #13: no `.item()` per step (each one stalls a GPU); the history still holds
+    every step's loss, in order, before the evaluation that follows it."""
+    ds = nine_rows()
+    cfg = tiny_config(None, "train.epochs=12", "train.batch_size=3", "train.seed=3")
+    torch.manual_seed(3)
+    model, tokenizer = load_base(cfg.model, [ds[0]["claim"], *ds["text"]])
+    calls, item = [], torch.Tensor.item
+
+    def counted(t: torch.Tensor):  # reads by the package (the DataLoader reads its seed)
+        if Path(sys._getframe(1).f_code.co_filename).is_relative_to(PACKAGE):
+            calls.append(1)
+        return item(t)
+
+    monkeypatch.setattr(torch.Tensor, "item", counted)
+    result = fit(cfg, model, tokenizer, ds, dev_ds=ds)
+    steps = result.state.step
+    assert steps == 36 and not calls
+    history = result.state.history
+    assert [h["step"] for h in history if "loss" in h] == list(range(1, steps + 1))
+    for i, h in enumerate(history):  # an evaluation follows the loss of its own step
+        if "dev_macro_f1" in h:
+            assert history[i - 1] == {"step": h["step"], "loss": history[i - 1]["loss"]}
