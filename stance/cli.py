@@ -141,7 +141,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         args.model, claim=args.claim, batch_size=args.batch_size, max_length=args.max_length
     )
     ds = load_statements(args.data, predictor.claim)
-    probs = predictor.classify(list(zip(ds["claim"], ds["text"], strict=True)))
+    pairs = list(zip(ds["claim"], ds["text"], strict=True))
+    probs = predictor.classify_rows(pairs, ds["prev_text"], ds["next_text"])
     metrics = compute_metrics(probs.argmax(-1).tolist(), list(ds["label"]))
     if args.json:
         print(json.dumps({"model": args.model, "data": args.data, **metrics}))

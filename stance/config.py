@@ -120,6 +120,12 @@ class FewShotConfig:
         default="lpft",
     )
     head_c: float = _help("inverse L2 strength of the logistic-regression head", default=1.0)
+    context_weight: float = _help(
+        "weight w of the article context: a sentence's features are u + w * mean(u of the "
+        "sentences just before and after it), where known; the head learns both forms, so "
+        "free statements work too (0: off)",
+        default=0.0,
+    )
     refit_head: bool = _help("lpft: re-fit the head on the tuned body's features", default=False)
     freeze_layers: int = _help("lpft: keep embeddings and the lowest N layers frozen", default=0)
     setfit_iterations: int = _help("setfit: pair iterations per sentence", default=20)
@@ -263,6 +269,8 @@ def _check_values(cfg: RunConfig) -> None:
         raise ConfigError("data.max_length: must be at least 8")
     if cfg.model.kind not in ("cross-encoder", "sentence"):
         raise ConfigError(f"model.kind: expected cross-encoder or sentence, got {cfg.model.kind!r}")
+    if not 0 <= cfg.fewshot.context_weight < math.inf or cfg.fewshot.head_c <= 0:
+        raise ConfigError("fewshot: context_weight must be >= 0 and head_c > 0")
     if cfg.fewshot.adapt not in ("none", "lpft", "setfit"):
         raise ConfigError(
             f"fewshot.adapt: expected none, lpft or setfit, got {cfg.fewshot.adapt!r}"

@@ -40,10 +40,11 @@ def deterministic(cfg: RunConfig) -> bool:
 def train_and_predict(cfg: RunConfig, train_ds, test_ds) -> tuple[list[int], list[int]]:
     """Train one fold's model per `cfg`; (predicted, gold) label ids of `test_ds`, paired."""
     if cfg.model.kind == "sentence":
-        from .fewshot import predict_proba, train_sentence_model
+        from .fewshot import predict_proba, rows_of, train_sentence_model
 
         model = train_sentence_model(cfg, train_ds)
-        preds = predict_proba(model, list(test_ds["text"])).argmax(-1).tolist()
+        texts, _, prevs, nexts = rows_of(test_ds)
+        preds = predict_proba(model, texts, prevs, nexts).argmax(-1).tolist()
         return preds, list(test_ds["label"])
     model, tokenizer = load_base(cfg.model, [train_ds[0]["claim"], *train_ds["text"]])
     if cfg.train.epochs > 0:

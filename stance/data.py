@@ -31,6 +31,10 @@ FEATURES = Features(
         "text": Value("string"),
         "label": ClassLabel(names=list(LABELS)),
         "weight": Value("float32"),
+        # The rows before and after this one in its file, when they come from the same article
+        # (skip rows included, as in the article): the few-shot kind reads them as context.
+        "prev_text": Value("string"),
+        "next_text": Value("string"),
     }
 )
 _OPTIONAL_STR = ("claim", "article_id", "group", "note")
@@ -124,6 +128,8 @@ def read_statements(path: str | Path, claim: str | None = None) -> StatementFile
     path = Path(path)
     out = StatementFile(str(path))
     seen: dict[str, int] = {}
+    sentences: dict[tuple[str, int], str] = {}  # (article_id, sentence_index) -> text
+    places: list[tuple[str, int] | None] = []  # each kept row's place in its article
     for lineno, raw in _numbered_lines(path):
         if lineno == 1:
             raw = raw.removeprefix(b"\xef\xbb\xbf")  # tolerate a UTF-8 BOM
@@ -137,18 +143,45 @@ def read_statements(path: str | Path, claim: str | None = None) -> StatementFile
                 f"duplicate id {row_id!r} (first on line {seen[row_id]})", path, lineno
             )
         seen[row_id] = lineno
+        place = _place(row)
+        if place is not None:
+            sentences[place] = row["text"].strip()
         if record is None:
             out.skipped += 1
         else:
             out.rows.append(record)
+            places.append(place)
+    _add_neighbours(out.rows, places, sentences)
     if not out.rows:
         what = "only skip rows" if out.skipped else "no statements"
         raise InputError(f"empty statement file ({what})", path)
     return out
 
 
+def _place(row: dict) -> tuple[str, int] | None:
+    """(article_id, sentence_index) of a row cut from an article; None for a free statement."""
+    article, index = row.get("article_id"), row.get("sentence_index")
+    if article in (None, "") or isinstance(index, bool) or not isinstance(index, int):
+        return None
+    return str(article), index
+
+
+def _add_neighbours(
+    rows: list[dict], places: list[tuple[str, int] | None], sentences: dict[tuple[str, int], str]
+) -> None:
+    """`prev_text`/`next_text`: the article's sentences just before and after a row (skip rows
+    included, as they stand in the article); empty for free statements."""
+    for row, place in zip(rows, places, strict=True):
+        if place is None:
+            row["prev_text"] = row["next_text"] = ""
+            continue
+        article, index = place
+        row["prev_text"] = sentences.get((article, index - 1), "")
+        row["next_text"] = sentences.get((article, index + 1), "")
+
+
 def to_dataset(rows: Sequence[dict]) -> Dataset:
-    columns = {name: [r[name] for r in rows] for name in FEATURES}
+    columns = {name: [r.get(name, "") for r in rows] for name in FEATURES}
     columns["label"] = [LABEL2ID[label] for label in columns["label"]]
     return Dataset.from_dict(columns, features=FEATURES)
 

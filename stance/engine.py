@@ -478,6 +478,9 @@ class StancePredictor:
             raise StanceError("the claim is empty")
         # A sentence model (stance.fewshot) reads the statement alone: its head knows one claim.
         self.pairs = getattr(model.config, "stance_kind", None) != "sentence"
+        self.context_weight = float(getattr(model.config, "stance_context_weight", 0.0))
+        if self.context_weight:  # in LABELS order, as the few-shot head is
+            self._head_bias = model.head.bias.detach().float().cpu().numpy()
         if not self.pairs and self.claim != normalise(saved_claim or ""):
             raise StanceError(
                 f"{model_dir} is a few-shot model of one claim ({saved_claim!r}); it cannot "
@@ -619,7 +622,7 @@ class StancePredictor:
 
     @torch.inference_mode()
     def _forward(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
-        """Probabilities (B, len(LABELS)) in LABELS order."""
+        """Logits (B, len(LABELS)) in LABELS order, float32."""
         batch = self._to_device(batch)
         if self.device.type == "cuda":
             with torch.autocast("cuda", dtype=self.autocast_dtype):
@@ -627,20 +630,23 @@ class StancePredictor:
         else:
             logits = self.net(**batch)
         # Columns picked on the host: no index tensor copied to the device every batch.
-        probs = torch.softmax(logits.float(), dim=-1).cpu()[:, self._columns]
-        return probs.numpy()
+        return logits.float().cpu()[:, self._columns].numpy()
 
     def classify_detailed(
         self,
         items: Sequence[str] | Sequence[tuple[str, str]],
         progress: Progress | None = None,
+        neighbours: Sequence[tuple[int, int]] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities (N, len(LABELS)) in input order, and a truncated flag per item.
 
         `items`: sentences (paired with this predictor's claim) or (claim, sentence) pairs.
+        `neighbours`: per item, the indices of the sentences just before and after it in its
+        article (-1: none); a few-shot model with a context weight reads them (see
+        stance.fewshot.context_features), other models ignore them.
         """
         n = len(items)
-        probs = np.zeros((n, len(LABELS)), dtype=np.float32)
+        logits = np.zeros((n, len(LABELS)), dtype=np.float32)
         truncated = np.zeros(n, dtype=bool)
         for start in range(0, n, self.window):
             window = items[start : start + self.window]
@@ -651,10 +657,43 @@ class StancePredictor:
             for b in range(0, len(order), self.batch_size):
                 sel = order[b : b + self.batch_size]
                 batch = self._collate([encodings[i] for i in sel])
-                probs[start + sel] = self._forward(batch)[: len(sel)]
+                logits[start + sel] = self._forward(batch)[: len(sel)]
                 if progress is not None:
                     progress(len(sel))
-        return probs, truncated
+        if self.context_weight and neighbours is not None:
+            logits = self._in_context(logits, neighbours)
+        return torch.softmax(torch.from_numpy(logits), dim=-1).numpy(), truncated
+
+    def _in_context(self, logits: np.ndarray, neighbours: Sequence[tuple[int, int]]) -> np.ndarray:
+        """z + w * (mean(z of the neighbours) - bias): the head on u + w * mean(u of them)."""
+        out = logits.copy()
+        for i, near in enumerate(neighbours):
+            near = [j for j in near if j >= 0]
+            if near:
+                out[i] += self.context_weight * (logits[near].mean(0) - self._head_bias)
+        return out
+
+    def classify_rows(
+        self,
+        pairs: Sequence[tuple[str, str]],
+        prevs: Sequence[str] | None = None,
+        nexts: Sequence[str] | None = None,
+    ) -> np.ndarray:
+        """Probabilities for (claim, statement) rows whose article neighbours are known as text
+        (statement files: `prev_text`/`next_text`); a neighbour that is not itself a row is
+        classified too, once, for the context."""
+        items, index = list(pairs), {}
+        neighbours: list[tuple[int, int]] = []
+        for near in zip(prevs or [""] * len(items), nexts or [""] * len(items), strict=True):
+            ids = []
+            for text in near:
+                if text and text not in index:
+                    index[text] = len(items)
+                    items.append((self.claim, text))
+                ids.append(index[text] if text else -1)
+            neighbours.append((ids[0], ids[1]))
+        neighbours += [(-1, -1)] * (len(items) - len(pairs))
+        return self.classify_detailed(items, neighbours=neighbours)[0][: len(pairs)]
 
     def classify(self, items: Sequence[str] | Sequence[tuple[str, str]]) -> np.ndarray:
         """Probabilities (N, len(LABELS)) in LABELS order, rows in input order."""
@@ -666,7 +705,14 @@ class StancePredictor:
         """Segment a few articles and classify all their sentences in one sorted pass."""
         sentences = [split_sentences(a.text) for a in articles]
         flat = [s for sents in sentences for s in sents]
-        probs, truncated = self.classify_detailed(flat, progress)
+        neighbours, at = [], 0
+        for sents in sentences:  # the sentences just before and after, within the article
+            end = at + len(sents)
+            neighbours += [
+                (i - 1 if i > at else -1, i + 1 if i + 1 < end else -1) for i in range(at, end)
+            ]
+            at = end
+        probs, truncated = self.classify_detailed(flat, progress, neighbours)
         results, at = [], 0
         for a, sents in zip(articles, sentences, strict=True):
             end = at + len(sents)

@@ -86,6 +86,7 @@ def stance_config(hidden_size: int, claim: str, max_length: int, base: str) -> P
         stance_max_length=max_length,
         max_position_embeddings=max_length,
         base_model=base,
+        stance_context_weight=0.0,
     )
 
 
@@ -143,16 +144,47 @@ def embedding_size(body) -> int:
 # ---------------------------------------------------------------- heads
 
 
-def fit_linear_probe(
-    model: SentenceStanceClassifier, texts: list[str], labels: list[int], c: float, seed: int
-) -> None:
-    """Class-balanced logistic regression on frozen embeddings, copied into `model.head`."""
+def context_features(
+    model: SentenceStanceClassifier, texts: list[str], prevs: list[str], nexts: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(plain, in-context) features: u, and u + w * mean(u of the non-empty neighbours).
+
+    Rows without neighbours get u in both. Linear in u: with a linear head the in-context
+    logits are z + w * (mean(z of the neighbours) - bias), which is how the engine applies it.
+    """
+    w = float(getattr(model.config, "stance_context_weight", 0.0))
+    unique = sorted({*texts, *prevs, *nexts} - {""})
+    emb = dict(zip(unique, encode(model, unique), strict=True))
+    plain = np.stack([emb[t] for t in texts])
+    mixed = plain.copy()
+    for i, near in enumerate(zip(prevs, nexts, strict=True)):
+        near = [emb[t] for t in near if t]
+        if w and near:
+            mixed[i] += w * np.mean(near, axis=0)
+    return plain, mixed
+
+
+def rows_of(ds: Dataset) -> tuple[list[str], list[int], list[str], list[str]]:
+    return list(ds["text"]), list(ds["label"]), list(ds["prev_text"]), list(ds["next_text"])
+
+
+def fit_linear_probe(model: SentenceStanceClassifier, ds: Dataset, c: float, seed: int) -> None:
+    """Class-balanced logistic regression on frozen features, copied into `model.head`.
+
+    With a context weight, the head sees each row twice, alone and in its article context,
+    so it serves free statements and sentences of whole articles alike.
+    """
     from sklearn.linear_model import LogisticRegression
 
-    x = encode(model, texts)
-    present = sorted(set(labels))
+    texts, labels, prevs, nexts = rows_of(ds)
+    plain, mixed = context_features(model, texts, prevs, nexts)
+    has_context = np.array([bool(p or n) for p, n in zip(prevs, nexts, strict=True)])
+    x, y = plain, np.array(labels)
+    if getattr(model.config, "stance_context_weight", 0.0) and has_context.any():
+        x, y = np.vstack([plain, mixed[has_context]]), np.concatenate([y, y[has_context]])
+    present = sorted(set(y.tolist()))
     clf = LogisticRegression(C=c, class_weight="balanced", max_iter=5000, random_state=seed)
-    clf.fit(x, labels)
+    clf.fit(x, y)
     weight = torch.zeros(len(LABELS), x.shape[1])
     bias = torch.full((len(LABELS),), -30.0)  # a label never seen in training: never predicted
     coef, intercept = clf.coef_, clf.intercept_
@@ -271,26 +303,32 @@ def train_sentence_model(cfg: RunConfig, ds: Dataset) -> SentenceStanceClassifie
     torch.manual_seed(cfg.train.seed)
     body = load_body(cfg, [claim, *ds["text"]])
     config = stance_config(embedding_size(body), claim, cfg.data.max_length, cfg.model.base)
+    config.stance_context_weight = f.context_weight
     model = SentenceStanceClassifier(body, config)
-    texts, labels = list(ds["text"]), list(ds["label"])
     if f.adapt == "setfit":
         setfit_adapt(model, cfg, ds)
-    fit_linear_probe(model, texts, labels, f.head_c, cfg.train.seed)
+    fit_linear_probe(model, ds, f.head_c, cfg.train.seed)
     if f.adapt == "lpft" and cfg.train.epochs > 0:
         freeze_lower_layers(model, f.freeze_layers)
-        lpft_adapt(model, cfg, ds)
+        lpft_adapt(model, cfg, ds)  # on sentences alone; context enters through the head
         for p in model.parameters():
             p.requires_grad_(True)
-        if f.refit_head:  # the head the body ended with, re-fitted on its final features
-            fit_linear_probe(model, texts, labels, f.head_c, cfg.train.seed)
+        if f.refit_head or f.context_weight:  # a head for the tuned body's own features
+            fit_linear_probe(model, ds, f.head_c, cfg.train.seed)
     return model.eval()
 
 
 @torch.inference_mode()
-def predict_proba(model: SentenceStanceClassifier, texts: list[str]) -> np.ndarray:
-    """Probabilities (N, len(LABELS)) for statements, in LABELS order."""
-    x = torch.from_numpy(encode(model, texts))
-    return torch.softmax(model.head(x), dim=-1).numpy()
+def predict_proba(
+    model: SentenceStanceClassifier,
+    texts: list[str],
+    prevs: list[str] | None = None,
+    nexts: list[str] | None = None,
+) -> np.ndarray:
+    """Probabilities (N, len(LABELS)) in LABELS order; neighbours, where given, as context."""
+    blank = [""] * len(texts)
+    _, x = context_features(model, texts, prevs or blank, nexts or blank)
+    return torch.softmax(model.head(torch.from_numpy(x)), dim=-1).numpy()
 
 
 # ---------------------------------------------------------------- run directory
@@ -321,7 +359,8 @@ def run_sentence_training(cfg: RunConfig) -> dict:
     }
     if cfg.data.dev:
         dev_ds = load_statements(cfg.data.dev, model.config.stance_claim)
-        preds = predict_proba(model, list(dev_ds["text"])).argmax(-1).tolist()
+        texts, _, prevs, nexts = rows_of(dev_ds)
+        preds = predict_proba(model, texts, prevs, nexts).argmax(-1).tolist()
         metrics |= {"dev": compute_metrics(preds, list(dev_ds["label"])), "dev_rows": len(dev_ds)}
     run_dir = cfg.run_dir
     save_sentence_model(model, run_dir)

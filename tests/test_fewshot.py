@@ -189,3 +189,29 @@ def test_lpft_changes_the_body_and_keeps_it_on_cpu():
     b = dict(tuned.body.named_parameters())
     assert any(not torch.equal(a[k], b[k]) for k in a)
     assert all(p.device.type == "cpu" for p in tuned.parameters())
+
+
+def test_article_context_is_the_same_in_training_evaluate_and_predict(tmp_path, capsys):
+    # With a context weight, a sentence reads its article neighbours: the engine's logit
+    # mixing (z + w * (mean z_nb - b)) must equal the head on u + w * mean(u_nb), and
+    # `stance evaluate` (neighbours from the file) must agree with `stance predict` (from
+    # the segmented article) on the seed sentences.
+    from stance.fewshot import rows_of, save_sentence_model
+    from stance.segment import split_sentences
+
+    cfg = tiny_sentence_config(None, "fewshot.adapt=none", "fewshot.context_weight=0.7")
+    ds = load_statements(DATA)
+    assert sum(bool(p) for p in ds["prev_text"]) > 50  # the seed rows know their neighbours
+    model = train_sentence_model(cfg, ds)
+    save_sentence_model(model, tmp_path / "m")
+    texts, _, prevs, nexts = rows_of(ds)
+    ref = predict_proba(model, texts, prevs, nexts)
+    assert not np.allclose(ref, predict_proba(model, texts))  # the context changes answers
+    predictor = StancePredictor(tmp_path / "m")
+    pairs = [(predictor.claim, t) for t in texts]
+    np.testing.assert_allclose(predictor.classify_rows(pairs, prevs, nexts), ref, atol=1e-5)
+    article = (SEEDS / "004_65dc6e3bfb5d239e.txt").read_text(encoding="utf-8")
+    sents = split_sentences(article)
+    got = [p.probs for p in predictor.predict([article])]
+    want = predict_proba(model, sents, ["", *sents[:-1]], [*sents[1:], ""])
+    np.testing.assert_allclose([[g[k] for k in LABELS] for g in got], want, atol=1e-5)

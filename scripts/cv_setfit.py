@@ -1,0 +1,78 @@
+"""The `setfit` library itself in the README's CV table: leave-one-article-out, several seeds.
+
+    pip install setfit==1.2.0   # optional: `pip install -e .[setfit]`
+    python scripts/cv_setfit.py [--base minilm|mpnet] [--seeds 3] [--iterations 20]
+        [--variants]
+
+Same folds, seeds and scoring as `stance cv` (macro-F1 per held-out article, pooled macro-F1,
+majority baseline). setfit's own defaults otherwise (contrastive pairs with CosineSimilarityLoss,
+then a scikit-learn logistic regression head, which setfit pickles when saved: this script only
+scores it, it never saves or loads a pickle).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+from stance.crossval import format_report, majority_baseline, summarise
+from stance.data import leave_one_group_out, load_statements
+from stance.metrics import compute_metrics
+
+
+def main() -> None:
+    from setfit import SetFitModel, Trainer, TrainingArguments
+
+    from stance.bases import mpnet_path
+    from stance.modeling import minilm_path
+
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--base", choices=["minilm", "mpnet"], default="minilm")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--iterations", type=int, default=20, help="setfit num_iterations")
+    p.add_argument("--variants", action="store_true", help="train on the written variants too")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    path = str(minilm_path() if args.base == "minilm" else mpnet_path())
+    extra = load_statements("data/withdrawal-variants.jsonl") if args.variants else None
+    runs, baselines = [], []
+    for held_out, train_ds, test_ds in leave_one_group_out(
+        load_statements("data/withdrawal.jsonl"), extra
+    ):
+        base = majority_baseline(list(train_ds["label"]), list(test_ds["label"]))
+        baselines.append({"fold": held_out, **{k: base[k] for k in ("macro_f1", "accuracy")}})
+        for seed in range(42, 42 + args.seeds):
+            start = time.perf_counter()
+            model = SetFitModel.from_pretrained(path, local_files_only=True)
+            trainer = Trainer(
+                model=model,
+                args=TrainingArguments(
+                    num_iterations=args.iterations, num_epochs=1, batch_size=16, seed=seed
+                ),
+                train_dataset=train_ds.select_columns(["text", "label"]),
+            )
+            trainer.train()
+            preds = [int(y) for y in model.predict(list(test_ds["text"]))]
+            gold = list(test_ds["label"])
+            m = compute_metrics(preds, gold)
+            runs.append(
+                {
+                    "fold": held_out,
+                    "seed": seed,
+                    "n": m["n"],
+                    "macro_f1": m["macro_f1"],
+                    "accuracy": m["accuracy"],
+                    "seconds": round(time.perf_counter() - start, 2),
+                    "predictions": preds,
+                    "references": gold,
+                }
+            )
+    name = f"setfit {args.base} ({args.iterations} iterations{', variants' if extra else ''})"
+    report = {"name": name, "runs": runs, "baseline": baselines}
+    report["summary"] = summarise(runs, baselines)
+    print(format_report(report))
+
+
+if __name__ == "__main__":
+    main()
