@@ -105,6 +105,9 @@ def _validate(row: dict, path: Path, lineno: int, claim: str | None) -> dict | N
         "label": label,
         "weight": float(weight),
     }
+    for key in ("prev_text", "next_text"):  # context given outright (`stance split` writes it)
+        if isinstance(row.get(key), str):
+            record[key] = row[key]
     for key, value in record.items():
         if isinstance(value, str) and _SURROGATE.search(value):
             raise InputError(
@@ -172,12 +175,9 @@ def _add_neighbours(
     """`prev_text`/`next_text`: the article's sentences just before and after a row (skip rows
     included, as they stand in the article); empty for free statements."""
     for row, place in zip(rows, places, strict=True):
-        if place is None:
-            row["prev_text"] = row["next_text"] = ""
-            continue
-        article, index = place
-        row["prev_text"] = sentences.get((article, index - 1), "")
-        row["next_text"] = sentences.get((article, index + 1), "")
+        article, index = place if place is not None else (None, 0)
+        row.setdefault("prev_text", sentences.get((article, index - 1), ""))
+        row.setdefault("next_text", sentences.get((article, index + 1), ""))
 
 
 def to_dataset(rows: Sequence[dict]) -> Dataset:
