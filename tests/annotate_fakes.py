@@ -31,7 +31,8 @@ class KeywordEmbedder:
                 out[i, k] = sum(low.count(c) for c in cues)
             for word in low.split():
                 out[i, len(CUES) + zlib.crc32(word.encode()) % self.buckets] += 0.2
-        return out
+        # Unit length, as MiniLM's are: the logistic head then converges in a few steps.
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)
 
 
 class FixedScorer:
