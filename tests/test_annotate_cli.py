@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import queue
 import re
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from annotate_fakes import KeywordEmbedder
@@ -14,6 +18,7 @@ from conftest import SEEDS
 
 from stance.annotate import server as server_module
 from stance.cli import main
+from stance.data import read_statements
 from stance.predict import iter_inputs
 
 CLAIM = "Russia is withdrawing its troops from near Ukraine's borders."
@@ -104,3 +109,61 @@ def test_unusable_arguments_fail_before_serving(tmp_path, monkeypatch, caplog, a
     # Options given later win, so each case overrides the defaults in front of it.
     assert main(["annotate", "--claim", CLAIM, "-o", "labels.jsonl", *args]) == 2
     assert message in caplog.text
+
+
+# `stance annotate` in its own process, with the fake embedder (no MiniLM in tests).
+CHILD = (
+    "import sys; sys.path.insert(0, {tests!r}); import annotate_fakes, stance.annotate.learner "
+    "as learner; learner.MiniLMEmbedder = annotate_fakes.KeywordEmbedder; "
+    "from stance.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def start_child(out: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    argv = ["annotate", str(SEEDS), "--claim", CLAIM, "-o", str(out), "--port", "0"]
+    code = CHILD.format(tests=str(Path(__file__).parent))
+    with log.open("a") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, *argv], stdout=subprocess.PIPE, stderr=err, text=True
+        )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
+    while True:
+        line = lines.get(timeout=120)
+        if line.startswith("open "):
+            return proc, line.split()[1].rstrip("/")
+
+
+def label_over_http(base: str, n: int) -> list[str]:
+    _, page = request(base + "/")
+    token = re.search(r'name="stance-token" content="([^"]+)"', page).group(1)
+    ids = []
+    for _ in range(n):
+        item = json.loads(request(base + "/api/state", token)[1])["item"]
+        request(base + "/api/label", token, {"id": item["id"], "label": "doubts"}, origin=base)
+        ids.append(item["id"])
+    return ids
+
+
+@pytest.mark.slow
+def test_a_killed_server_loses_no_label_and_resumes(tmp_path):
+    out, log = tmp_path / "labels.jsonl", tmp_path / "stderr.log"
+    proc, base = start_child(out, log)
+    try:
+        first = label_over_http(base, 12)
+    finally:
+        proc.kill()  # SIGKILL: no clean-up of any kind
+        proc.wait(30)
+    assert [r["id"] for r in read_statements(out).rows] == first
+    proc, base = start_child(out, log)
+    try:
+        _, page = request(base + "/")
+        token = re.search(r'name="stance-token" content="([^"]+)"', page).group(1)
+        state = json.loads(request(base + "/api/state", token)[1])
+        assert state["progress"]["left"] == 74 - 12 and state["item"]["id"] not in first
+        second = label_over_http(base, 3)
+    finally:
+        proc.terminate()
+        assert proc.wait(60) != 0  # SIGTERM ends it like Ctrl-C would
+    assert [r["id"] for r in read_statements(out).rows] == first + second
+    assert "resuming" in log.read_text()

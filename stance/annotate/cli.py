@@ -155,6 +155,6 @@ def _serve(args: argparse.Namespace, session: AnnotationSession, articles: int) 
         server.serve_forever()
     except KeyboardInterrupt:
         pass
-    finally:
+    finally:  # also on SIGTERM (SystemExit): every label is on disk already
         server.server_close()
-    logger.info("stopped; labels are in %s", args.output)
+        logger.info("stopped; %d rows in %s", len(session.store), args.output)

@@ -153,8 +153,9 @@ def format_table(result: dict) -> str:
             rows.append([f"{arm} - random (paired, ± s.e.)", *cells])
     text = table(headers, rows)
     if "20" in result["budgets"]:
+        runs = result["runs"]
         asked = [
-            f"{arm}: {statistics.fmean(r['asked@20'] for r in result['runs'] if r['arm'] == arm):.1f}"
+            f"{arm}: {statistics.fmean(r['asked@20'] for r in runs if r['arm'] == arm):.1f}"
             for arm in stats
         ]
         text += "\nsentences asked to get 20 labels (skips included): " + ", ".join(asked)
