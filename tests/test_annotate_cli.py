@@ -80,6 +80,27 @@ def test_annotate_serves_labels_and_stops(tmp_path, monkeypatch, capsys):
     assert f"open {base}/" in printed and "74 sentences of 3 articles" in printed
 
 
+def test_suggestions_from_a_run_directory(tmp_path, monkeypatch, tiny_model_dir):
+    out = tmp_path / "labels.jsonl"
+    argv = ["annotate", str(SEEDS), "--claim", CLAIM, "-o", str(out), "--port", "0"]
+    server, thread, holder = serve_in_thread(monkeypatch, [*argv, "--model", str(tiny_model_dir)])
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        _, page = request(base + "/")
+        token = re.search(r'name="stance-token" content="([^"]+)"', page).group(1)
+        for _ in range(300):  # the model scores every sentence in the background
+            state = json.loads(request(base + "/api/state", token)[1])
+            if state["model"]["source"]:
+                break
+            threading.Event().wait(0.1)
+        assert state["model"]["source"] == f"model {tiny_model_dir}"
+        assert set(state["item"]["suggestion"]["probs"]) == {"supports", "doubts", "neutral"}
+    finally:
+        server.shutdown()
+        thread.join(30)
+    assert holder["rc"] == 0
+
+
 def test_a_bad_input_is_reported_as_predict_reports_it(tmp_path, monkeypatch, caplog):
     binary = tmp_path / "photo.txt"
     binary.write_bytes(b"\x00\x01 not text")

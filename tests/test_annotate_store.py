@@ -92,3 +92,19 @@ def test_a_failed_write_takes_no_label(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         store.add(make_row(S[1], CLAIM, "doubts"))
     assert "a-01" not in store and len(store) == 1
+
+
+def test_a_failed_write_is_a_clear_refusal_in_the_session(tmp_path, monkeypatch):
+    from stance.annotate.session import AnnotationSession, SessionError
+
+    session = AnnotationSession(S, LabelStore(tmp_path / "labels.jsonl", CLAIM))
+    item = session.state()["item"]
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("stance.annotate.store.atomic_open", full_disk)
+    with pytest.raises(SessionError, match="could not save") as e:
+        session.label(item["id"], "doubts")
+    assert e.value.status == 503
+    assert session.state()["item"]["id"] == item["id"]  # still asked

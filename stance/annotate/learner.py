@@ -6,7 +6,7 @@
 `LogisticHead` is the default learner: a class-balanced logistic regression on frozen
 sentence embeddings. The embedder is injected (`MiniLMEmbedder`, the bundled
 all-MiniLM-L6-v2, in the tool; a tiny fake in tests) and wrapped in `CachedEmbedder`, so each
-sentence is embedded once per session and a refit takes milliseconds. `ModelScorer` turns a
+sentence is embedded once per session and a refit takes well under a second. `ModelScorer` turns a
 trained run directory (`StancePredictor`) into a scorer for the first suggestions.
 """
 

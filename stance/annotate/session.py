@@ -200,7 +200,10 @@ class AnnotationSession:
                 raise SessionError(f"no sentence {sentence_id!r} in this session", 404)
             if sentence_id in self.store:
                 raise SessionError(f"{sentence_id} is labelled already")
-            self.store.add(make_row(self.sentences[i], self.store.claim, choice))
+            try:
+                self.store.add(make_row(self.sentences[i], self.store.claim, choice))
+            except OSError as e:  # disk full, folder gone: say so; the page stays put
+                raise SessionError(f"could not save to {self.store.path}: {e}", 503) from None
             self.queue.mark(i)
             if self.current is not None and self.current[0] == i:
                 self.current = None
@@ -213,7 +216,10 @@ class AnnotationSession:
     def undo(self) -> dict[str, Any]:
         """Remove the last label from the file and show its sentence again."""
         with self._lock:
-            row = self.store.pop()
+            try:
+                row = self.store.pop()
+            except OSError as e:
+                raise SessionError(f"could not save to {self.store.path}: {e}", 503) from None
             if row is None:
                 raise SessionError("nothing to undo")
             i = self._index.get(row["id"])

@@ -4,8 +4,8 @@ Every change rewrites the whole file through a temporary file, fsync and rename 
 fsync of the folder), before the page is answered. So the file on disk is always a complete
 labels file that `stance train` reads as it is, a kill -9 loses at most the label in flight,
 and undo is simply a row removed. Rows are kept in the order they were labelled, so undo
-after a restart removes the label given last. A few hundred rows rewrite in well under a
-millisecond of I/O, so there is no reason for an event log beside it.
+after a restart removes the label given last. Rewriting a few hundred rows is
+cheap next to the seconds a person takes per label, so there is no event log beside it.
 
 A file cut short by something else (a copy, an editor, a full disk) may end in a torn line:
 on loading, an unparseable last line with no newline is dropped with a warning; any other

@@ -8,7 +8,7 @@ on the held-out article. Arms: `random` (random_share 1), `uncertainty` (the too
 share of random picks) and `uncertainty only` (share 0). The head and queue are the tool's
 own (`LogisticHead`, `ActiveQueue`); the embedder is the bundled MiniLM, each sentence
 embedded once. Retraining here is synchronous; in the tool it runs in the background and
-takes milliseconds, well inside the seconds a person needs for the next label.
+takes well under a second, inside the seconds a person needs for the next label.
 """
 
 from __future__ import annotations
