@@ -71,6 +71,19 @@ def refusal(token: str, hosts: set[str]) -> tuple[int, str] | None:
     return None
 
 
+def page_response(page: str, token: str) -> Response:
+    """The page with its token, and a policy that lets only its own inline code run."""
+    nonce = secrets.token_urlsafe(16)
+    html = page.replace("{{TOKEN}}", token).replace("{{NONCE}}", nonce)
+    resp = Response(html, mimetype="text/html")
+    resp.headers["Content-Security-Policy"] = (
+        f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; "
+        "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'none'"
+    )
+    return resp
+
+
 def _json_body() -> dict[str, Any]:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
@@ -100,15 +113,7 @@ def create_app(
 
     @app.get("/")
     def index() -> Response:
-        nonce = secrets.token_urlsafe(16)
-        html = page.replace("{{TOKEN}}", app.config["STANCE_TOKEN"]).replace("{{NONCE}}", nonce)
-        resp = Response(html, mimetype="text/html")
-        resp.headers["Content-Security-Policy"] = (
-            f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; "
-            "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
-            "frame-ancestors 'none'"
-        )
-        return resp
+        return page_response(page, app.config["STANCE_TOKEN"])
 
     @app.get("/api/state")
     def state() -> Response:
