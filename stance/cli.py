@@ -1,4 +1,4 @@
-"""`stance` command line: segment, train, evaluate, cv, predict, import, split."""
+"""`stance` command line: segment, train, evaluate, cv, predict, annotate, import, split."""
 
 from __future__ import annotations
 
@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="stances for every sentence of new articles")
     predict.add_arguments(p)
+
+    p = sub.add_parser("annotate", help="label a claim's sentences in a local web page")
+    from .annotate.cli import add_arguments as add_annotate_arguments
+
+    add_annotate_arguments(p)
 
     p = sub.add_parser(
         "split", help="write the (train, dev) split a config trains on, as statement files"
@@ -212,12 +217,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return predict.run_cli(args)
 
 
+def cmd_annotate(args: argparse.Namespace) -> int:
+    from .annotate.cli import run_cli
+
+    return run_cli(args)
+
+
 COMMANDS = {
     "segment": cmd_segment,
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "cv": cmd_cv,
     "predict": cmd_predict,
+    "annotate": cmd_annotate,
     "import": cmd_import,
     "split": cmd_split,
     "assemble": cmd_assemble,
