@@ -32,7 +32,7 @@ def sentences(path: Path) -> list[str]:
 
 def main() -> None:
     from stance.engine import StancePredictor
-    from stance.fewshot import load_sentence_model
+    from stance.fewshot_run import load_sentence_model
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--model", default="models/withdrawal")

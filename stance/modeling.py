@@ -149,7 +149,7 @@ def load_classifier(
     path: str | Path, dtype: torch.dtype | None = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """A trained stance classifier from a run directory (either kind), in eval mode."""
-    from .fewshot import is_sentence_run, load_sentence_model
+    from .fewshot_run import is_sentence_run, load_sentence_model
 
     if is_sentence_run(path):
         model = load_sentence_model(path)

@@ -468,7 +468,7 @@ def load_training_data(cfg: RunConfig) -> tuple[Dataset, Dataset]:
 def run_training(cfg: RunConfig, resume: bool = False) -> dict:
     """Train per `cfg` and write the run directory; returns the metrics written to metrics.json."""
     if cfg.model.kind == "sentence":
-        from .fewshot import run_sentence_training
+        from .fewshot_run import run_sentence_training
 
         return run_sentence_training(cfg)
     run_dir = cfg.run_dir

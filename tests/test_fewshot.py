@@ -12,13 +12,8 @@ from stance.config import load_config
 from stance.data import load_statements
 from stance.engine import StancePredictor
 from stance.errors import ConfigError, StanceError
-from stance.fewshot import (
-    contrastive_pairs,
-    is_sentence_run,
-    load_sentence_model,
-    predict_proba,
-    train_sentence_model,
-)
+from stance.fewshot import contrastive_pairs, predict_proba, train_sentence_model
+from stance.fewshot_run import is_sentence_run, load_sentence_model, save_sentence_model
 from stance.labels import LABELS
 
 CONFIG = ROOT / "configs" / "tiny-fewshot.yaml"
@@ -62,8 +57,6 @@ def test_run_directory_is_self_describing_and_pickle_free(run_dir):
 
 
 def test_saved_and_reloaded_model_gives_identical_probabilities(tmp_path):
-    from stance.fewshot import save_sentence_model
-
     cfg = tiny_sentence_config(None, "train.epochs=1")
     ds = load_statements(DATA)
     model = train_sentence_model(cfg, ds)
@@ -196,7 +189,7 @@ def test_article_context_is_the_same_in_training_evaluate_and_predict(tmp_path, 
     # mixing (z + w * (mean z_nb - b)) must equal the head on u + w * mean(u_nb), and
     # `stance evaluate` (neighbours from the file) must agree with `stance predict` (from
     # the segmented article) on the seed sentences.
-    from stance.fewshot import rows_of, save_sentence_model
+    from stance.fewshot import rows_of
     from stance.segment import split_sentences
 
     cfg = tiny_sentence_config(None, "fewshot.adapt=none", "fewshot.context_weight=0.7")
