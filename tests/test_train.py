@@ -3,7 +3,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import DATA, tiny_config
+from conftest import DATA, ROOT, tiny_config
 from transformers import pipeline
 
 from stance.cli import main
@@ -243,3 +243,26 @@ def test_cli_split_writes_the_split_a_run_trains_on(tmp_path, capsys):
     run_train, run_dev = load_training_data(load_config(ROOT / "configs/tiny.yaml", overrides))
     assert dev.to_list() == run_dev.to_list() and train.to_list() == run_train.to_list()
     assert not set(train["group"]) & set(dev["group"])
+
+
+def test_failed_run_is_marked_and_refused_by_predict(tmp_path, monkeypatch, caplog):
+    """A run that dies leaves no config.yaml to misread; predict refuses the directory."""
+    import stance.train as train_module
+
+    run_dir = tmp_path / "run"
+    run_tiny(run_dir, "train.epochs=1")
+    assert not (run_dir / "INCOMPLETE").exists()
+
+    def dying_fit(*args, **kwargs):
+        raise Killed
+
+    monkeypatch.setattr(train_module, "fit", dying_fit)
+    with pytest.raises(Killed):
+        run_tiny(run_dir, "train.epochs=1", "data.max_length=40")
+    assert (run_dir / "INCOMPLETE").is_file()
+    assert "max_length: 40" not in (run_dir / "config.yaml").read_text()  # the old run's
+    seed = ROOT / "seeds" / "000_88a8283e57a9c995.txt"
+    code = main(["predict", "--model", str(run_dir), str(seed), "-o", str(tmp_path / "o.jsonl")])
+    assert code == 2
+    assert "training of this run did not finish" in caplog.text
+    assert not (tmp_path / "o.jsonl").exists()
