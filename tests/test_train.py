@@ -266,3 +266,19 @@ def test_failed_run_is_marked_and_refused_by_predict(tmp_path, monkeypatch, capl
     assert code == 2
     assert "training of this run did not finish" in caplog.text
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_new_head_from_the_base_is_one_plain_line(capfd, caplog):
+    """No ANSI "LOAD REPORT" table about the classifier head a new run is expected to lack."""
+    import logging
+
+    from stance.config import ModelConfig
+
+    with caplog.at_level(logging.INFO):
+        load_base(ModelConfig())
+    err = capfd.readouterr().err
+    assert "LOAD REPORT" not in err and "\x1b[" not in err
+    assert "LOAD REPORT" not in caplog.text
+    lines = [r.getMessage() for r in caplog.records if "classifier head" in r.getMessage()]
+    assert len(lines) == 1 and "new 3-label classifier head" in lines[0]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
