@@ -27,7 +27,8 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import predict
+    # Light imports only: --help and argument errors must not wait for torch.
+    from . import predict_options
 
     parser = argparse.ArgumentParser(prog="stance", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -56,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the full report to this JSON file")
 
     p = sub.add_parser("predict", help="stances for every sentence of new articles")
-    predict.add_arguments(p)
+    predict_options.add_arguments(p)
 
     p = sub.add_parser(
         "split", help="write the (train, dev) split a config trains on, as statement files"
@@ -88,13 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_segment(args: argparse.Namespace) -> int:
     from .atomic import atomic_write_lines
-    from .segment import article_id_from_path, read_text, sentence_records
+    from .segment import article_id_from_path, read_article, sentence_records
 
     failed = 0
     records: list[dict] = []
     for name in args.files:
         try:
-            records += sentence_records(article_id_from_path(name), read_text(name))
+            records += sentence_records(article_id_from_path(name), read_article(name))
         except StanceError as e:
             logger.error("%s", e)
             failed += 1
@@ -107,13 +108,14 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .metrics import format_metrics
-    from .train import check_trainable, run_training
 
     overrides = list(args.overrides)
     if args.output_dir:
         overrides.append(f"output_dir={args.output_dir}")
-    cfg = load_config(args.config, overrides)
+    cfg = load_config(args.config, overrides)  # before torch: config errors answer at once
+    from .metrics import format_metrics
+    from .train import check_trainable, run_training
+
     check_trainable(cfg)
     metrics = run_training(cfg, resume=args.resume)
     print(f"run directory: {cfg.run_dir}")
@@ -153,9 +155,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_cv(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .crossval import cross_validate, format_report
 
     cfg = load_config(args.config, args.overrides)
+    from .crossval import cross_validate, format_report
+
     report = cross_validate(cfg, args.seeds)
     print(format_report(report))
     if args.json:
@@ -199,6 +202,12 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from .predict_options import output_format
+
+    # Usage errors first: they should not wait seconds for torch to import.
+    output_format(args.output)
+    if not Path(args.model).is_dir():
+        raise StanceError(f"{args.model}: model directory not found (the hub is not used)")
     from . import predict
 
     return predict.run_cli(args)

@@ -408,8 +408,7 @@ def run_training(cfg: RunConfig, resume: bool = False) -> dict:
     # Until save_run finishes, the directory is marked unfinished (model loading refuses it):
     # a failed run must not leave a config.yaml that predict would read beside other weights.
     (run_dir / INCOMPLETE_MARKER).write_text(
-        "training did not finish; retrain (or --resume) to complete this run\n"
-        + dump_config(cfg),
+        "training did not finish; retrain (or --resume) to complete this run\n" + dump_config(cfg),
         encoding="utf-8",
     )
     train_ds, dev_ds = load_training_data(cfg)
