@@ -453,7 +453,7 @@ def save_run(
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     if metrics.get("dev"):
         plot_confusion(metrics["dev"], run_dir / "confusion_matrix.png", f"{cfg.name}: dev")
-    card.plot_history(metrics["history"], run_dir / "training_curves.png")
+    card.plot_history(metrics["history"], run_dir / "training_curves.png", metrics["best_step"])
     (run_dir / "README.md").write_text(card.model_card(cfg, metrics), encoding="utf-8")
     (run_dir / INCOMPLETE_MARKER).unlink(missing_ok=True)  # last: every file above is written
     logger.info("saved run to %s", run_dir)
