@@ -128,7 +128,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_model_dir(path: str) -> None:
+    """The model path error before torch loads: a typo should not take seconds to report."""
+    if not Path(path).is_dir():
+        raise StanceError(f"{path}: model directory not found (the hub is not used)")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    _check_model_dir(args.model)
     import yaml
 
     from .data import load_statements
@@ -169,12 +176,13 @@ def cmd_cv(args: argparse.Namespace) -> int:
 
 
 def cmd_split(args: argparse.Namespace) -> int:
-    from .atomic import atomic_write_lines
     from .config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    from .atomic import atomic_write_lines
     from .labels import LABELS
     from .train import split_training_data
 
-    cfg = load_config(args.config, args.overrides)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     for name, ds in zip(("train", "dev"), split_training_data(cfg), strict=True):
@@ -187,6 +195,8 @@ def cmd_split(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    if not Path(args.src).is_dir():
+        raise StanceError(f"{args.src}: no such folder (expected the {args.corpus} files)")
     from .importers import import_emergent, import_fnc1
 
     if args.corpus == "fnc1":
@@ -206,8 +216,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     # Usage errors first: they should not wait seconds for torch to import.
     output_format(args.output)
-    if not Path(args.model).is_dir():
-        raise StanceError(f"{args.model}: model directory not found (the hub is not used)")
+    _check_model_dir(args.model)
     from . import predict
 
     return predict.run_cli(args)
