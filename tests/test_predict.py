@@ -684,3 +684,18 @@ def test_parsing_arguments_imports_no_torch() -> None:
     bad = subprocess.run(cmd, capture_output=True, text=True)
     assert bad.returncode == 2 and "nope: model directory not found" in bad.stderr
     assert time.perf_counter() - start < 3.0  # python start-up included; torch alone takes 4 s
+
+
+def test_pipeline_dict_form_equals_the_package(tiny_model_dir: Path, predictor) -> None:
+    """README: pass the pair as {"text": claim, "text_pair": sentence}; a bare sentence
+    would be classified without the claim."""
+    from transformers import pipeline
+
+    pipe = pipeline("text-classification", model=str(tiny_model_dir), device="cpu")
+    sentence = "Units are returning to their bases."
+    pair = pipe({"text": predictor.claim, "text_pair": sentence}, top_k=None)
+    ours = predictor.predict([sentence])[0]
+    assert {d["label"]: d["score"] for d in pair} == pytest.approx(ours.probs, abs=1e-5)
+    assert max(pair, key=lambda d: d["score"])["label"] == ours.label
+    alone = {d["label"]: d["score"] for d in pipe(sentence, top_k=None)}
+    assert alone != pytest.approx(ours.probs, abs=1e-5)  # pipe(sentence) drops the claim
