@@ -139,12 +139,21 @@ def fit_and_report(embedder, fnc1_dir: Path, n: int = 1000, seed: int = 0) -> tu
         pr_row(f"for comparison: Youden {youden:.3f}, FNC-1 test", t_sims >= youden, t_on),
         pr_row(f"for comparison: Youden {youden:.3f}, seeds, cosine", s_sims >= youden, seed_on),
     ]
+    kept = np.concatenate([j.on_claim for j in judged])
+    texts = [t for a in articles for t in a]
+    wrong = [
+        f"  {'labelled row left out' if seed_on[i] else 'skip row kept'}: cosine "
+        f"{s_sims[i]:.3f}: {texts[i][:90]}"
+        for i in np.flatnonzero(kept != seed_on)
+    ]
     report = (
         f"threshold {threshold:.4f}: keeps {RECALL_TARGET:.0%} of the on-claim pairs of "
         f"{len(on)} FNC-1 train pairs ({int(on.sum())} on / {int((~on).sum())} off); "
         f"Youden point {youden:.4f}\n"
         "on = kept as bearing on the claim, off = left out; P/R = precision/recall of each\n"
         + table(HEADERS, rows)
+        + "\nseed rows the rule gets wrong (cosine and furniture cues together):\n"
+        + ("\n".join(wrong) or "  none")
     )
     return threshold, report
 
