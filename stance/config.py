@@ -286,11 +286,8 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         raise ConfigError(f"{path}: {e}" if path else str(e)) from None
     try:
         _check_values(cfg)
-    except ConfigError as e:
-        # The values come from the file and the overrides together: name both.
-        sources = [str(path)] if path else []
-        sources += [repr(o) for o in overrides or []]
-        raise ConfigError(f"{' + '.join(sources)}: {e}" if sources else str(e)) from None
+    except ConfigError as e:  # name the file: an empty or partial one is the usual cause
+        raise ConfigError(f"{path}: {e}" if path else str(e)) from None
     return cfg
 
 
