@@ -29,15 +29,16 @@ other settings (model, claim, inputs, ...) is discarded with a warning, as is an
 when `--resume` is not given.
 
 Output rows (both formats, the same flat scheme): article_id, sentence_index, text, label,
-score (probability of the label), and p_<label> for every label in LABELS; probabilities
-are rounded to 6 decimals. `article_id` is the original id (JSONL `id`, or the file name via
-segment.article_id_from_path, or `stdin`); ids repeated across inputs get a `-2`, `-3`, ...
-suffix, with a warning. Ids are never used in paths here; anything that does must go
-through segment.safe_id.
+score (probability of the label), p_<label> for every label in LABELS, and on_claim,
+claim_similarity, furniture (does the sentence bear on the claim; stance.relevance; null
+with --no-relevance); probabilities are rounded to 6 decimals. `article_id` is the original
+id (JSONL `id`, or the file name via segment.article_id_from_path, or `stdin`); ids
+repeated across inputs get a `-2`, `-3`, ... suffix, with a warning. Ids are never used in
+paths here; anything that does must go through segment.safe_id.
 
 Bad inputs (missing, empty, binary, non-UTF-8, over `max_article_bytes`, bad JSONL lines)
 are logged with the input and line, listed in the summary, and skipped; the others go on
-and the exit code is 1.
+and the exit code is 1. When every input fails nothing is written and the exit code is 3.
 
 Several GPUs (``accelerate launch -m stance.cli predict ...``): process r handles the
 chunks with index % world == r into `OUT.partial.r`; the main process merges the part

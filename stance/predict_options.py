@@ -54,8 +54,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "inputs",
         nargs="+",
         metavar="INPUT",
-        help="article .txt files, directories of them, .jsonl files "
-        '({"id", "text"} a line), or - for standard input',
+        help="article .txt files, saved .html/.htm pages (main text only), directories of "
+        'them, .jsonl files ({"id", "text"} a line), or - for standard input',
     )
     p.add_argument("--model", required=True, help="run directory (save_pretrained + config.yaml)")
     p.add_argument("--claim", help="claim to test each sentence against (default: the model's)")
