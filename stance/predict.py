@@ -496,13 +496,15 @@ def run_prediction(
     if state is not None:
         state.wait_for_everyone()
     parts = [partial_path(sidecar_base, r, world) for r in range(world)]
-    if main and read:
-        _finish(predictor, parts, report, summary)
-    if main:
-        for p in parts:
-            p.unlink(missing_ok=True)
-    if tmp is not None:
-        tmp.cleanup()
+    try:
+        if main and read:
+            _finish(predictor, parts, report, summary)
+        if main:
+            for p in parts:
+                p.unlink(missing_ok=True)
+    finally:
+        if tmp is not None:  # stdout's sidecar: nothing to resume from, so always removed
+            tmp.cleanup()
     if state is not None:
         state.wait_for_everyone()
     report.seconds = time.perf_counter() - start

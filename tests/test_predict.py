@@ -699,3 +699,17 @@ def test_pipeline_dict_form_equals_the_package(tiny_model_dir: Path, predictor) 
     assert max(pair, key=lambda d: d["score"])["label"] == ours.label
     alone = {d["label"]: d["score"] for d in pipe(sentence, top_k=None)}
     assert alone != pytest.approx(ours.probs, abs=1e-5)  # pipe(sentence) drops the claim
+
+
+def test_stdout_reader_leaving_early_is_no_traceback(tiny_model_dir: Path) -> None:
+    """`stance predict -o - | head`: exit 141 like any program on a closed pipe, no traceback."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "stance.cli", "predict", "--model", str(tiny_model_dir)]
+    # 3 x 74 rows, about 130 kB: more than a pipe buffer holds, so the writer meets the close
+    cmd += ["--device", "cpu", "--no-relevance", *map(str, SEEDS * 3), "-o", "-"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stdout is not None and proc.stdout.read(10)
+    proc.stdout.close()  # the reader goes away before the rows are all written
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 141, err.decode()[-2000:]
+    assert b"Traceback" not in err and b"Exception ignored" not in err
