@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import platform
 from pathlib import Path
+from typing import Any
 
 import accelerate
 import datasets
@@ -200,25 +201,42 @@ Another claim needs another model (or the cross-encoder kind).
 """
 
 
-def plot_history(history: list[dict], path: str | Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def history_figure(history: list[dict], best_step: int | None = None) -> Any:
+    """The training-curves figure: train loss, dev macro-F1, and the step the run kept."""
+    # The object API with an explicit Agg canvas: no pyplot, no global backend switch.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     losses = [(h["step"], h["loss"]) for h in history if "loss" in h]
     evals = [(h["step"], h["dev_macro_f1"]) for h in history if "dev_macro_f1" in h]
-    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=110)
+    fig = Figure(figsize=(6, 3.4), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    handles = []
     if losses:
-        ax.plot(*zip(*losses, strict=True), color="tab:blue", lw=1, label="train loss")
+        handles += ax.plot(*zip(*losses, strict=True), color="tab:blue", lw=1, label="train loss")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss")
     if evals:
         ax2 = ax.twinx()
-        ax2.plot(*zip(*evals, strict=True), "o-", color="tab:orange", label="dev macro-F1")
+        handles += ax2.plot(
+            *zip(*evals, strict=True), "o-", color="tab:orange", label="dev macro-F1"
+        )
         ax2.set_ylabel("dev macro-F1")
         ax2.set_ylim(0, 1)
-    fig.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+        chosen = [f1 for step, f1 in evals if step == best_step]
+        if chosen:  # the weights saved in the run directory are this step's
+            handles += ax2.plot(
+                [best_step], chosen, "*", color="black", markersize=13, zorder=5,
+                label=f"chosen: step {best_step}",
+            )  # fmt: skip
+    if best_step:
+        ax.axvline(best_step, color="black", linewidth=0.8, linestyle=":")
+    # Above the axes, so it never hides a curve.
+    ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.01), ncols=3,
+              fontsize=8, frameon=False)  # fmt: skip
+    return fig
+
+
+def plot_history(history: list[dict], path: str | Path, best_step: int | None = None) -> None:
+    history_figure(history, best_step).savefig(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -27,7 +28,8 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import predict
+    # Light imports only: --help and argument errors must not wait for torch.
+    from . import predict_options
 
     parser = argparse.ArgumentParser(prog="stance", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -56,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the full report to this JSON file")
 
     p = sub.add_parser("predict", help="stances for every sentence of new articles")
-    predict.add_arguments(p)
+    predict_options.add_arguments(p)
 
     p = sub.add_parser("annotate", help="label a claim's sentences in a local web page")
     from .annotate.cli import add_arguments as add_annotate_arguments
@@ -98,13 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_segment(args: argparse.Namespace) -> int:
     from .atomic import atomic_write_lines
-    from .segment import article_id_from_path, read_text, sentence_records
+    from .segment import article_id_from_path, read_article, sentence_records
 
     failed = 0
     records: list[dict] = []
     for name in args.files:
         try:
-            records += sentence_records(article_id_from_path(name), read_text(name))
+            records += sentence_records(article_id_from_path(name), read_article(name))
         except StanceError as e:
             logger.error("%s", e)
             failed += 1
@@ -117,13 +119,14 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .metrics import format_metrics
-    from .train import check_trainable, run_training
 
     overrides = list(args.overrides)
     if args.output_dir:
         overrides.append(f"output_dir={args.output_dir}")
-    cfg = load_config(args.config, overrides)
+    cfg = load_config(args.config, overrides)  # before torch: config errors answer at once
+    from .metrics import format_metrics
+    from .train import check_trainable, run_training
+
     check_trainable(cfg)
     metrics = run_training(cfg, resume=args.resume)
     print(f"run directory: {cfg.run_dir}")
@@ -136,7 +139,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_model_dir(path: str) -> None:
+    """The model path error before torch loads: a typo should not take seconds to report."""
+    if not Path(path).is_dir():
+        raise StanceError(f"{path}: model directory not found (the hub is not used)")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    _check_model_dir(args.model)
     from .data import load_statements
     from .engine import StancePredictor
     from .metrics import compute_metrics, format_metrics
@@ -159,9 +169,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_cv(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .crossval import cross_validate, format_report
 
     cfg = load_config(args.config, args.overrides)
+    from .crossval import cross_validate, format_report
+
     report = cross_validate(cfg, args.seeds)
     print(format_report(report))
     if args.json:
@@ -172,12 +183,13 @@ def cmd_cv(args: argparse.Namespace) -> int:
 
 
 def cmd_split(args: argparse.Namespace) -> int:
-    from .atomic import atomic_write_lines
     from .config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    from .atomic import atomic_write_lines
     from .labels import LABELS
     from .train import split_training_data
 
-    cfg = load_config(args.config, args.overrides)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     for name, ds in zip(("train", "dev"), split_training_data(cfg), strict=True):
@@ -190,6 +202,8 @@ def cmd_split(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    if not Path(args.src).is_dir():
+        raise StanceError(f"{args.src}: no such folder (expected the {args.corpus} files)")
     from .importers import import_emergent, import_fnc1
 
     if args.corpus == "fnc1":
@@ -212,6 +226,11 @@ def cmd_assemble(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from .predict_options import output_format
+
+    # Usage errors first: they should not wait seconds for torch to import.
+    output_format(args.output)
+    _check_model_dir(args.model)
     from . import predict
 
     return predict.run_cli(args)
@@ -254,13 +273,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in ("httpx", "urllib3", "filelock", "datasets", "fsspec"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # here, so that a closed pipe is caught below
+        return code
     except StanceError as e:
         logger.error("%s", e)
         return 2
     except KeyboardInterrupt:
         logger.error("interrupted")
         return 130
+    except BrokenPipeError:
+        # `stance predict -o - | head`: the reader left; no traceback, and no second error
+        # when Python flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

@@ -247,9 +247,31 @@ def _apply_override(tree: dict, override: str) -> None:
             raise ConfigError(f"override {override!r}: '{part}' is not a section")
         node = child
     try:
-        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+        value = yaml.safe_load(raw) if raw.strip() else None
     except (yaml.YAMLError, ValueError, RecursionError):
-        node[parts[-1]] = raw  # not YAML: take it as a plain string
+        value = raw  # not YAML: take it as a plain string
+    _check_override(parts, value, override)
+    node[parts[-1]] = value
+
+
+def _check_override(parts: list[str], value: Any, override: str) -> None:
+    """Check an override's key and value against the schema, so its errors name it, not the file."""
+    tp: Any = RunConfig
+    for i, part in enumerate(parts):
+        section = ".".join(parts[:i])
+        if not dataclasses.is_dataclass(tp):
+            raise ConfigError(f"override {override!r}: '{section}' is not a section")
+        names = {f.name for f in dataclasses.fields(tp)}
+        if part not in names:
+            raise ConfigError(
+                f"override {override!r}: unknown config key '{'.'.join(parts[: i + 1])}'; "
+                f"known keys under '{section or '(top level)'}': {', '.join(sorted(names))}"
+            )
+        tp = typing.get_type_hints(tp)[part]
+    try:
+        _coerce(value, tp, ".".join(parts))
+    except ConfigError as e:
+        raise ConfigError(f"override {override!r}: {e}") from None
 
 
 def _check_values(cfg: RunConfig) -> None:
@@ -288,13 +310,15 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     if path is not None:
         path = Path(path)
         try:
-            tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            tree = yaml.safe_load(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"{path}: no such config file") from None
         except OSError as e:
             raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
         except (yaml.YAMLError, ValueError, RecursionError) as e:  # bad UTF-8, deep, huge int
             raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        if tree is None:
+            raise ConfigError(f"{path}: empty config file (expected a YAML mapping of settings)")
         if not isinstance(tree, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
     for override in overrides or []:
@@ -303,7 +327,10 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         cfg = _build(RunConfig, tree)
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}" if path else str(e)) from None
-    _check_values(cfg)
+    try:
+        _check_values(cfg)
+    except ConfigError as e:  # name the file: an empty or partial one is the usual cause
+        raise ConfigError(f"{path}: {e}" if path else str(e)) from None
     return cfg
 
 

@@ -56,10 +56,14 @@ def parse_json_line(raw: bytes, path: Path, lineno: int) -> dict:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise InputError(f"not valid UTF-8 (byte {e.start} of the line)", path, lineno) from None
+    # Without its line ending: json reports an error found after the newline (a trailing
+    # comma before it) at "line 2, column 1", a position that exists nowhere in the file.
+    line = line.rstrip("\r\n")
     try:
         row = json.loads(line)
     except json.JSONDecodeError as e:
-        raise InputError(f"invalid JSON: {e.msg} (column {e.colno})", path, lineno) from None
+        column = e.pos - line.rfind("\n", 0, e.pos)  # characters, 1-based, within this line
+        raise InputError(f"invalid JSON: {e.msg} (column {column})", path, lineno) from None
     except RecursionError:
         raise InputError("invalid JSON: nested too deeply", path, lineno) from None
     except ValueError as e:  # e.g. an integer over Python's 4300-digit limit

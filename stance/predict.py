@@ -29,15 +29,16 @@ other settings (model, claim, inputs, ...) is discarded with a warning, as is an
 when `--resume` is not given.
 
 Output rows (both formats, the same flat scheme): article_id, sentence_index, text, label,
-score (probability of the label), and p_<label> for every label in LABELS; probabilities
-are rounded to 6 decimals. `article_id` is the original id (JSONL `id`, or the file name via
-segment.article_id_from_path, or `stdin`); ids repeated across inputs get a `-2`, `-3`, ...
-suffix, with a warning. Ids are never used in paths here; anything that does must go
-through segment.safe_id.
+score (probability of the label), p_<label> for every label in LABELS, and on_claim,
+claim_similarity, furniture (does the sentence bear on the claim; stance.relevance; null
+with --no-relevance); probabilities are rounded to 6 decimals. `article_id` is the original
+id (JSONL `id`, or the file name via segment.article_id_from_path, or `stdin`); ids
+repeated across inputs get a `-2`, `-3`, ... suffix, with a warning. Ids are never used in
+paths here; anything that does must go through segment.safe_id.
 
 Bad inputs (missing, empty, binary, non-UTF-8, over `max_article_bytes`, bad JSONL lines)
 are logged with the input and line, listed in the summary, and skipped; the others go on
-and the exit code is 1.
+and the exit code is 1. When every input fails nothing is written and the exit code is 3.
 
 Several GPUs (``accelerate launch -m stance.cli predict ...``): process r handles the
 chunks with index % world == r into `OUT.partial.r`; the main process merges the part
@@ -48,6 +49,7 @@ with `split_between_processes` so no process has to materialise the article list
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import heapq
 import json
@@ -65,8 +67,6 @@ from .data import parse_json_line
 from .engine import (  # noqa: F401  (StancePredictor is part of this module's API)
     COLUMNS,
     DECIMALS,
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_CHUNK_CHARS,
     DEFAULT_MAX_LENGTH,
     PROB_COLUMNS,
     PROBE,
@@ -82,14 +82,30 @@ from .engine import (  # noqa: F401  (StancePredictor is part of this module's A
 )
 from .errors import InputError, StanceError
 from .labels import LABELS
-from .segment import article_id_from_path, decode_text, normalise, read_text
+from .predict_options import (  # noqa: F401  (re-exported: this module's API as before)
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_CHUNK_CHARS,
+    DEFAULT_MAX_ARTICLE_BYTES,
+    EXIT_NOTHING_READ,
+    EXIT_PARTIAL,
+    OUTPUT_FORMATS,
+    STDIN,
+    STDOUT,
+    add_arguments,
+    output_format,
+)
+from .segment import (
+    ARTICLE_SUFFIXES,
+    article_id_from_path,
+    decode_text,
+    normalise,
+    read_article,
+)
+from .wording import plural
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_ARTICLE_BYTES = 5_000_000
-OUTPUT_FORMATS = (".jsonl", ".csv")
 PARTIAL_FORMAT = "stance-predict-partial/1"
-STDIN = "-"
 
 
 # ---------------------------------------------------------------- inputs
@@ -105,7 +121,7 @@ def _check_article(text: str, max_bytes: int | None, name: str, line: int | None
 
 
 def _read_txt(path: Path, max_bytes: int | None) -> Article:
-    text = read_text(path, max_bytes)
+    text = read_article(path, max_bytes)
     _check_article(text, max_bytes, str(path))
     return Article(article_id_from_path(path), text, str(path))
 
@@ -166,8 +182,10 @@ def iter_inputs(
 ) -> Iterator[Article | InputFailure]:
     """Articles (raw ids) and failures, lazily, in input order.
 
-    `.jsonl`: one article a line; a directory: its `*.txt` files, sorted (not recursive);
-    `-`: standard input, one article; anything else: a UTF-8 text file, one article.
+    `.jsonl`: one article a line; a directory: its `.txt`/`.html`/`.htm` files (any case),
+    sorted, not recursive, with whatever else it holds logged as skipped; `-`: standard
+    input, one article; `.html`/`.htm`: a saved web page (its main text); anything else: a
+    UTF-8 text file, one article.
     """
     for name in inputs:
         try:
@@ -176,10 +194,7 @@ def iter_inputs(
                 continue
             path = Path(name)
             if path.is_dir():
-                files = sorted(p for p in path.glob("*.txt") if p.is_file())
-                if not files:
-                    raise InputError("directory holds no .txt files", path)
-                for file in files:
+                for file in _scan_directory(path):
                     try:
                         yield _read_txt(file, max_article_bytes)
                     except InputError as e:
@@ -190,6 +205,25 @@ def iter_inputs(
                 yield _read_txt(path, max_article_bytes)
         except InputError as e:
             yield InputFailure.from_error(e, name)
+
+
+def _scan_directory(path: Path) -> list[Path]:
+    """The article files of a directory, sorted; logs what it skips and why."""
+    files, skipped = [], []
+    for p in sorted(path.iterdir()):
+        if p.is_file() and p.suffix.lower() in ARTICLE_SUFFIXES:
+            files.append(p)
+        elif not p.name.startswith("."):  # hidden files (.DS_Store, editor swap) are noise
+            skipped.append(p.name + ("/" if p.is_dir() else ""))
+    if skipped:
+        shown = ", ".join(skipped[:10]) + (
+            f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
+        )
+        what = plural(len(skipped), "entry", "entries")
+        logger.warning("%s: skipped %s, not .txt/.html/.htm files: %s", path, what, shown)
+    if not files:
+        raise InputError("directory holds no .txt, .html or .htm files", path)
+    return files
 
 
 def unique_ids(items: Iterable[Article | InputFailure]) -> Iterator[Article | InputFailure]:
@@ -301,14 +335,6 @@ class _PartialWriter:
 # ---------------------------------------------------------------- output
 
 
-def output_format(path: str | Path) -> str:
-    """`.jsonl` or `.csv` from the output's extension; anything else is a usage error."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in OUTPUT_FORMATS:
-        raise StanceError(f"{path}: output must end in .jsonl or .csv, not {suffix or '(none)'}")
-    return suffix
-
-
 @dataclass
 class RunReport:
     """What a run did: counts, failures, where things went."""
@@ -323,8 +349,15 @@ class RunReport:
     summary: Path | None = None
 
     @property
+    def nothing_read(self) -> bool:
+        """Every input failed: no article to classify, so nothing was written."""
+        return bool(self.failures) and self.articles == 0
+
+    @property
     def exit_code(self) -> int:
-        return 1 if self.failures else 0
+        if self.nothing_read:
+            return EXIT_NOTHING_READ
+        return EXIT_PARTIAL if self.failures else 0
 
 
 def _write_output(
@@ -336,7 +369,8 @@ def _write_output(
     """Stream the sidecar records into OUT atomically; returns up to 10 truncated articles."""
     fmt = output_format(output)
     truncated_ids: list[str] = []  # a sample for the log, not every id (memory stays flat)
-    with atomic_open(output, "w") as f:
+    to_stdout = str(output) == STDOUT
+    with contextlib.nullcontext(sys.stdout) if to_stdout else atomic_open(output, "w") as f:
         writer = csv.writer(f, lineterminator="\n") if fmt == ".csv" else None
         if writer is not None:
             writer.writerow(COLUMNS)
@@ -351,12 +385,16 @@ def _write_output(
                         truncated_ids.append(rec["id"])
                 for row in record_rows(rec):
                     if writer is not None:
-                        writer.writerow(row.values())
+                        # JSON's spelling of booleans, so both formats read the same
+                        writer.writerow(
+                            str(v).lower() if isinstance(v, bool) else v for v in row.values()
+                        )
                     else:
                         f.write(json.dumps(row, ensure_ascii=False) + "\n")
                 if summary is not None:
                     labels = (LABELS[k] for k in rec["labels"])
-                    summary.add_article(rec["id"], labels, len(rec["truncated"]))
+                    truncated = len(rec["truncated"])
+                    summary.add_article(rec["id"], labels, truncated, rec.get("on_claim"))
     return truncated_ids
 
 
@@ -402,6 +440,18 @@ def _wait_for_everyone(state: Any) -> None:
         state.wait_for_everyone()
 
 
+def _sidecar_dir(output: Path, world: int, resume: bool) -> tuple[Path, Any]:
+    """Where the sidecars go: beside OUT, or a temporary folder when OUT is stdout."""
+    if str(output) != STDOUT:
+        return output, None
+    if resume or world > 1:
+        raise StanceError("--output - (stdout) cannot be resumed or split over processes")
+    import tempfile
+
+    tmp = tempfile.TemporaryDirectory(prefix="stance-predict-")
+    return Path(tmp.name) / "stdout.jsonl", tmp
+
+
 def run_prediction(
     predictor: StancePredictor,
     inputs: Sequence[str],
@@ -412,7 +462,11 @@ def run_prediction(
     chunk_chars: int = DEFAULT_CHUNK_CHARS,
     process_group: tuple[int, int, Any] = (0, 1, None),
 ) -> RunReport:
-    """Classify every sentence of `inputs` into `output` (see the module docstring)."""
+    """Classify every sentence of `inputs` into `output` (see the module docstring).
+
+    `output` `-` writes JSON Lines to stdout (no resume). When every input fails, nothing is
+    written and the report's exit code is EXIT_NOTHING_READ.
+    """
     from tqdm.auto import tqdm
 
     output = Path(output)
@@ -434,17 +488,22 @@ def run_prediction(
         "inputs": list(inputs),
         "labels": list(LABELS),
         "world": world,
+        "relevance": predictor.relevance_settings(),
     }
-    part = _PartialWriter(partial_path(output, rank, world), header, resume)
+    sidecar_base, tmp = _sidecar_dir(output, world, resume)
+    part = _PartialWriter(partial_path(sidecar_base, rank, world), header, resume)
     bar = tqdm(unit="sent", desc="predict", disable=None, dynamic_ncols=True)
+    read = 0  # articles read, by every process alike (each reads the whole input stream)
 
     def articles() -> Iterator[Article]:
+        nonlocal read
         for item in unique_ids(iter_inputs(inputs, max_article_bytes)):
             if isinstance(item, InputFailure):
                 report.failures.append(item)
                 if main:
                     logger.error("%s", item.error)
             else:
+                read += 1
                 yield item
 
     try:
@@ -457,102 +516,65 @@ def run_prediction(
         bar.close()
 
     _wait_for_everyone(state)
-    if main:
-        from .summary import SummaryBuilder, write_summary
-
-        builder = SummaryBuilder() if summary is not None else None
-        parts = [partial_path(output, r, world) for r in range(world)]
-        # Each part lists its chunks in increasing order; merging by index restores input order.
-        merged = heapq.merge(*(_read_partial(p) for p in parts), key=lambda c: c[0])
-        truncated_ids = _write_output(output, merged, report, builder)
-        if report.truncated:
-            more = report.truncated_articles - len(truncated_ids)
-            shown = ", ".join(truncated_ids) + (f" and {more} more" if more else "")
-            logger.warning(
-                "%d sentences longer than %d tokens were truncated, in %d articles: %s",
-                report.truncated,
-                predictor.max_length,
-                report.truncated_articles,
-                shown,
-            )
-        if builder is not None and summary is not None:
-            for fail in report.failures:
-                builder.add_failure(fail.input, fail.line, fail.error)
-            meta = {
-                "model": str(predictor.model_dir),
-                "claim": predictor.claim,
-                "labels": list(LABELS),
-                "max_length": predictor.max_length,
-                "precision": predictor.precision,
-                "output": str(output),
-            }
-            write_summary(summary, builder.build(**meta))
-            report.summary = Path(summary)
-        for p in parts:
-            p.unlink(missing_ok=True)
+    parts = [partial_path(sidecar_base, r, world) for r in range(world)]
+    try:
+        if main and read:
+            _finish(predictor, parts, report, summary)
+        if main:
+            for p in parts:
+                p.unlink(missing_ok=True)
+    finally:
+        if tmp is not None:  # stdout's sidecar: nothing to resume from, so always removed
+            tmp.cleanup()
     _wait_for_everyone(state)
     report.seconds = time.perf_counter() - start
     return report
 
 
+def _finish(
+    predictor: StancePredictor, parts: list[Path], report: RunReport, summary: str | Path | None
+) -> None:
+    """Merge the finished sidecars into the output (and the summary); log truncation."""
+    from .summary import SummaryBuilder, write_summary
+
+    builder = SummaryBuilder() if summary is not None else None
+    # Each part lists its chunks in increasing order; merging by index restores input order.
+    merged = heapq.merge(*(_read_partial(p) for p in parts), key=lambda c: c[0])
+    truncated_ids = _write_output(report.output, merged, report, builder)
+    if report.truncated:
+        more = report.truncated_articles - len(truncated_ids)
+        shown = ", ".join(truncated_ids) + (f" and {more} more" if more else "")
+        logger.warning(
+            "%s longer than %d tokens were truncated, in %s: %s",
+            plural(report.truncated, "sentence"),
+            predictor.max_length,
+            plural(report.truncated_articles, "article"),
+            shown,
+        )
+    if builder is not None and summary is not None:
+        for fail in report.failures:
+            builder.add_failure(fail.input, fail.line, fail.error)
+        meta = {
+            "model": str(predictor.model_dir),
+            "claim": predictor.claim,
+            "labels": list(LABELS),
+            "max_length": predictor.max_length,
+            "precision": predictor.precision,
+            "relevance": predictor.relevance_settings(),
+            "output": str(report.output),
+        }
+        write_summary(summary, builder.build(**meta))
+        report.summary = Path(summary)
+
+
 # ---------------------------------------------------------------- CLI
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Arguments of `stance predict`."""
-    p.add_argument(
-        "inputs",
-        nargs="+",
-        metavar="INPUT",
-        help="article .txt files, directories of them, .jsonl files "
-        '({"id", "text"} a line), or - for standard input',
-    )
-    p.add_argument("--model", required=True, help="run directory (save_pretrained + config.yaml)")
-    p.add_argument("--claim", help="claim to test each sentence against (default: the model's)")
-    p.add_argument("--output", "-o", required=True, help="OUT.jsonl or OUT.csv, one row a sentence")
-    p.add_argument("--summary", help="per-article summary .json (and a .png chart beside it)")
-    p.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument(
-        "--quantize",
-        default="none",
-        choices=["none", "int8"],
-        help="int8: the linear layers in int8, per-row activation scales (CPU, about 2x float32)",
-    )
-    p.add_argument(
-        "--max-length",
-        type=_positive_int,
-        default=None,
-        help="tokens per (claim, sentence) pair; longer is truncated and counted "
-        "(default: the run's data.max_length, else 128)",
-    )
-    p.add_argument(
-        "--max-article-bytes",
-        type=_positive_int,
-        default=DEFAULT_MAX_ARTICLE_BYTES,
-        help="larger articles are refused (that input fails, the others go on)",
-    )
-    p.add_argument(
-        "--resume", action="store_true", help="continue an interrupted run from OUT.partial"
-    )
-    p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch")
-    p.add_argument(
-        "--chunk-chars",
-        type=_positive_int,
-        default=DEFAULT_CHUNK_CHARS,
-        help="characters of text per chunk (the unit of crash recovery)",
-    )
-
-
 def run_cli(args: argparse.Namespace) -> int:
-    """`stance predict`: 0 when every input was used, 1 when any failed (2: raised errors)."""
+    """`stance predict`: 0 when every input was used, 1 when some failed, 3 when all did.
+
+    (2: usage, config and model errors, from the CLI.)
+    """
     output_format(args.output)
     group = _process_group(cpu=args.device == "cpu")
     device = args.device
@@ -566,6 +588,7 @@ def run_cli(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         max_length=args.max_length,
         num_threads=args.threads,
+        relevance=not args.no_relevance,
     )
     logger.info(
         "model %s on %s (%s), max_length %d, claim: %s",
@@ -586,18 +609,25 @@ def run_cli(args: argparse.Namespace) -> int:
         process_group=group,
     )
     if group[0] == 0:
-        rate = report.sentences / report.seconds if report.seconds else 0.0
-        logger.info(
-            "%d sentences of %d articles in %.1f s (%.0f sentences/s) -> %s%s",
-            report.sentences,
-            report.articles,
-            report.seconds,
-            rate,
-            report.output,
-            f" + {report.summary}" if report.summary else "",
-        )
-        if report.failures:
-            logger.error(
-                "%d inputs failed; the others are in %s", len(report.failures), report.output
-            )
+        _log_outcome(report)
     return report.exit_code
+
+
+def _log_outcome(report: RunReport) -> None:
+    failed = plural(len(report.failures), "input")
+    if report.nothing_read:
+        logger.error("nothing could be read: %s failed; no output written", failed)
+        return
+    rate = report.sentences / report.seconds if report.seconds else 0.0
+    where = "stdout" if str(report.output) == STDOUT else str(report.output)
+    logger.info(
+        "%s of %s in %.1f s (%.0f sentences/s) -> %s%s",
+        plural(report.sentences, "sentence"),
+        plural(report.articles, "article"),
+        report.seconds,
+        rate,
+        where,
+        f" + {report.summary}" if report.summary else "",
+    )
+    if report.failures:
+        logger.error("%s failed; the others are in %s", failed, where)

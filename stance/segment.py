@@ -6,6 +6,7 @@ inside a line pysbd decides. Whitespace is normalised; empty pieces are dropped.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from functools import lru_cache
@@ -101,6 +102,41 @@ def read_text(path: str | Path, max_bytes: int | None = None) -> str:
     if max_bytes is not None and len(data) > max_bytes:  # it grew while we looked
         raise InputError(f"article is {len(data):,} bytes, over the limit of {max_bytes:,}", path)
     return decode_text(data, path)
+
+
+HTML_SUFFIXES = (".html", ".htm")
+# What a directory scan reads (suffixes compared case-insensitively: RUSSIA.TXT counts).
+ARTICLE_SUFFIXES = (".txt", *HTML_SUFFIXES)
+
+
+def html_main_text(data: bytes, path: str | Path) -> str:
+    """The main text of a saved web page (trafilatura), one paragraph a line.
+
+    Menus, teasers, comments and scripts are left out; trafilatura works on the bytes given
+    and never fetches anything.
+    """
+    import trafilatura
+
+    if b"\x00" in data[:8192]:
+        raise InputError("looks binary (NUL bytes), expected an HTML page", path)
+    logging.getLogger("trafilatura").setLevel(logging.ERROR)  # it warns on every odd page
+    text = trafilatura.extract(
+        data, output_format="txt", include_comments=False, include_tables=False, deduplicate=False
+    )
+    if not text or not text.strip():
+        raise InputError("no main text found in the HTML page", path)
+    return text
+
+
+def read_article(path: str | Path, max_bytes: int | None = None) -> str:
+    """An article's text: UTF-8 text as it is, an .html/.htm page through `html_main_text`."""
+    path = Path(path)
+    if path.suffix.lower() not in HTML_SUFFIXES:
+        return read_text(path, max_bytes)
+    if max_bytes is not None and path.is_file() and path.stat().st_size > max_bytes:
+        size = path.stat().st_size
+        raise InputError(f"page is {size:,} bytes, over the limit of {max_bytes:,}", path)
+    return html_main_text(read_bytes(path, "an HTML page"), path)
 
 
 def decode_text(data: bytes, path: str | Path) -> str:

@@ -1,38 +1,49 @@
 """Per-article stance summary of a prediction run: counts, shares, dominant label, stance score.
 
-The stance score of an article is (supports - doubts) / (supports + doubts) over its
-stance-bearing sentences, in [-1, 1], and 0.0 when it has none. The summary is a JSON file;
-a PNG bar chart of the articles (label shares and stance score) is written beside it.
+Only sentences that bear on the claim (stance.relevance) are counted; each entry says how
+many were left out (`off_claim`). The stance score of an article is (supports - doubts) /
+(supports + doubts) over the counted sentences, in [-1, 1]; when none of them supports or
+doubts it is null ("no stance"), never 0.0, which is a balanced article. The summary is a JSON
+file; a PNG bar chart of the articles (label shares and stance score) is written beside it.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_open, atomic_write_text
 from .labels import LABELS
+from .wording import plural
+
+logger = logging.getLogger(__name__)
 
 # Enough bars to stay legible at the figure sizes below; more are cut off, and the title says so.
 MAX_PLOTTED = 50
 _COLOURS = {"supports": "#2e7d32", "doubts": "#c62828", "neutral": "#9e9e9e"}
 
 
-def stance_score(counts: dict[str, int]) -> float:
-    """(supports - doubts) / (supports + doubts), or 0.0 when neither occurs."""
+def stance_score(counts: dict[str, int]) -> float | None:
+    """(supports - doubts) / (supports + doubts) in [-1, 1]; None when neither occurs."""
     sup, dbt = counts.get("supports", 0), counts.get("doubts", 0)
-    return (sup - dbt) / (sup + dbt) if sup + dbt else 0.0
+    return (sup - dbt) / (sup + dbt) if sup + dbt else None
 
 
-def label_stats(counts: dict[str, int]) -> dict[str, Any]:
-    """Sentences, counts, shares, dominant label and stance score from per-label counts."""
+def label_stats(counts: dict[str, int], off_claim: int = 0) -> dict[str, Any]:
+    """Sentences, counts, shares, dominant label and stance score from per-label counts.
+
+    `counts` are of the sentences on the claim; `off_claim` sentences were left out.
+    """
     n = sum(counts.values())
     counts = {label: int(counts.get(label, 0)) for label in LABELS}
     return {
-        "sentences": n,
+        "sentences": n + off_claim,
+        "on_claim": n,
+        "off_claim": off_claim,
         "counts": counts,
         "shares": {label: (c / n if n else 0.0) for label, c in counts.items()},
         # max() keeps the first of equal counts, so ties go to the earlier label in LABELS.
@@ -41,12 +52,25 @@ def label_stats(counts: dict[str, int]) -> dict[str, Any]:
     }
 
 
-def article_summary(article_id: str, labels: Iterable[str], truncated: int = 0) -> dict[str, Any]:
-    """The summary entry of one article from the labels of its sentences."""
+def article_summary(
+    article_id: str,
+    labels: Iterable[str],
+    truncated: int = 0,
+    on_claim: Sequence[bool | None] | None = None,
+) -> dict[str, Any]:
+    """The summary entry of one article from the labels of its sentences.
+
+    `on_claim`: per sentence, whether it bears on the claim; False ones are left out of the
+    counts (None: not judged, counted).
+    """
     counts = dict.fromkeys(LABELS, 0)
-    for label in labels:
-        counts[label] += 1
-    return {"article_id": article_id, **label_stats(counts), "truncated": truncated}
+    off = 0
+    for i, label in enumerate(labels):
+        if on_claim is not None and on_claim[i] is False:
+            off += 1
+        else:
+            counts[label] += 1
+    return {"article_id": article_id, **label_stats(counts, off), "truncated": truncated}
 
 
 class SummaryBuilder:
@@ -56,8 +80,14 @@ class SummaryBuilder:
         self.articles: list[dict[str, Any]] = []
         self.failed: list[dict[str, Any]] = []
 
-    def add_article(self, article_id: str, labels: Iterable[str], truncated: int = 0) -> None:
-        self.articles.append(article_summary(article_id, labels, truncated))
+    def add_article(
+        self,
+        article_id: str,
+        labels: Iterable[str],
+        truncated: int = 0,
+        on_claim: Sequence[bool | None] | None = None,
+    ) -> None:
+        self.articles.append(article_summary(article_id, labels, truncated, on_claim))
 
     def add_failure(self, input_name: str, line: int | None, error: str) -> None:
         self.failed.append({"input": input_name, "line": line, "error": error})
@@ -67,9 +97,10 @@ class SummaryBuilder:
         for a in self.articles:
             for label, c in a["counts"].items():
                 counts[label] += c
+        off = sum(a["off_claim"] for a in self.articles)
         totals = {
             "articles": len(self.articles),
-            **label_stats(counts),
+            **label_stats(counts, off),
             "truncated": sum(a["truncated"] for a in self.articles),
             "failed_inputs": len(self.failed),
         }
@@ -85,6 +116,10 @@ def write_summary(path: str | Path, summary: dict[str, Any]) -> Path:
     """Write the JSON summary and its PNG chart, each atomically; returns the PNG path."""
     atomic_write_text(path, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     png = plot_path(path)
+    if not summary["articles"]:  # nothing to draw: no blank chart (and no stale one)
+        png.unlink(missing_ok=True)
+        logger.info("no articles: no chart written")
+        return png
     data = render_chart(summary["articles"], title=str(summary.get("claim") or ""))
     with atomic_open(png, "wb") as f:
         f.write(data)
@@ -118,14 +153,18 @@ def render_chart(articles: Sequence[dict[str, Any]], title: str = "") -> bytes:
         loc="lower left", bbox_to_anchor=(0, 1), ncols=len(LABELS), fontsize=8, frameon=False
     )
     scores = [a["stance_score"] for a in shown]
-    colours = [_COLOURS["supports"] if s > 0 else _COLOURS["doubts"] for s in scores]
-    ax_score.barh(ys, scores, color=colours)
+    drawn = [(y, s) for y, s in zip(ys, scores, strict=True) if s is not None]
+    colours = [_COLOURS["supports"] if s > 0 else _COLOURS["doubts"] for _, s in drawn]
+    ax_score.barh([y for y, _ in drawn], [s for _, s in drawn], color=colours)
+    for y, s in zip(ys, scores, strict=True):
+        if s is None:  # no supports or doubts: not a balanced 0.0, so no bar at all
+            ax_score.text(0, y, "no stance", ha="center", va="center", fontsize=7, color="#555")
     ax_score.axvline(0, color="black", linewidth=0.8)
     ax_score.set_xlim(-1, 1)
     ax_score.set_xlabel("stance score (supports - doubts) / (supports + doubts)")
-    head = f"{len(articles)} articles"
+    head = plural(len(articles), "article")
     if len(articles) > len(shown):
-        head = f"first {len(shown)} of {len(articles)} articles"
+        head = f"first {len(shown)} of {head}"
     fig.suptitle(f"{head}: {title}" if title else head, fontsize=10)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)

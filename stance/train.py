@@ -33,7 +33,7 @@ from .data import group_split, label_counts, load_sources, load_statements, para
 from .errors import StanceError
 from .labels import LABELS
 from .metrics import compute_metrics, plot_confusion
-from .modeling import load_base
+from .modeling import INCOMPLETE_MARKER, load_base
 
 logger = logging.getLogger(__name__)
 
@@ -473,7 +473,12 @@ def run_training(cfg: RunConfig, resume: bool = False) -> dict:
         return run_sentence_training(cfg)
     run_dir = cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
+    # Until save_run finishes, the directory is marked unfinished (model loading refuses it):
+    # a failed run must not leave a config.yaml that predict would read beside other weights.
+    (run_dir / INCOMPLETE_MARKER).write_text(
+        "training did not finish; retrain (or --resume) to complete this run\n" + dump_config(cfg),
+        encoding="utf-8",
+    )
     train_ds, dev_ds = load_training_data(cfg)
     logger.info(
         "train %d rows %s, dev %d rows %s",
@@ -516,8 +521,9 @@ def save_run(
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     if metrics.get("dev"):
         plot_confusion(metrics["dev"], run_dir / "confusion_matrix.png", f"{cfg.name}: dev")
-    card.plot_history(metrics["history"], run_dir / "training_curves.png")
+    card.plot_history(metrics["history"], run_dir / "training_curves.png", metrics["best_step"])
     (run_dir / "README.md").write_text(card.model_card(cfg, metrics), encoding="utf-8")
+    (run_dir / INCOMPLETE_MARKER).unlink(missing_ok=True)  # last: every file above is written
     logger.info("saved run to %s", run_dir)
 
 

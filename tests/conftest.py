@@ -49,3 +49,31 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+class FakeEmbedder:
+    """Bag-of-words hashing vectors, L2-normalised: cosine = word overlap, no model at all.
+
+    Stands in for the MiniLM sentence embedder (stance.relevance) in tests.
+    """
+
+    dim = 512
+
+    def encode(self, texts):
+        import re
+        import zlib
+
+        import numpy as np
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                out[i, zlib.crc32(word.encode()) % self.dim] += 1.0
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+
+@pytest.fixture(autouse=True)
+def fake_embedder(request, monkeypatch):
+    """In-process tests judge relevance with FakeEmbedder unless marked `minilm`."""
+    if request.node.get_closest_marker("minilm") is None:
+        monkeypatch.setattr("stance.relevance.MiniLMEmbedder", FakeEmbedder)

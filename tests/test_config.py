@@ -70,3 +70,39 @@ def test_bad_files(tmp_path):
     bad.write_text("train:\n  epochs: 3\n  warmup: 0.1\n")
     with pytest.raises(ConfigError, match=f"{bad}: unknown config key 'train.warmup'"):
         load_config(bad)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.lrr=3e-5", "unknown config key 'train.lrr'"),
+        ("train.lr=fast", "train.lr: expected a number"),
+        ("train.lr.x=1", "is not a section"),
+    ],
+)
+def test_override_errors_name_the_override_not_the_file(override, message):
+    path = ROOT / "configs" / "withdrawal.yaml"
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config(path, [override])
+    assert str(err.value).startswith(f"override {override!r}: ")
+    assert str(path) not in str(err.value)
+
+
+def test_empty_config_file_is_named(tmp_path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing yet\n")
+    with pytest.raises(ConfigError, match=f"{empty}: empty config file"):
+        load_config(empty)
+    mapping = tmp_path / "nodata.yaml"
+    mapping.write_text("name: x\n")
+    with pytest.raises(ConfigError, match=f"{mapping}: data.train: at least one"):
+        load_config(mapping)
+
+
+def test_cli_names_the_override(capsys, caplog):
+    from stance import cli
+
+    code = cli.main(["train", "--config", str(ROOT / "configs" / "tiny.yaml"), "train.lrr=3e-5"])
+    assert code == 2
+    assert "override 'train.lrr=3e-5': unknown config key 'train.lrr'" in caplog.text
+    assert "tiny.yaml" not in caplog.text

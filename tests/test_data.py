@@ -194,3 +194,16 @@ def test_claim_paraphrases_restate_the_claim_with_the_groups_supporting_statemen
     assert paraphrase_claims(ds, 1, 0.5, 0).to_list() == out.to_list()  # seeded
     assert paraphrase_claims(ds, 0, 0.5, 0) is ds
     assert len(paraphrase_claims(ds, 5, 0.5, 0)) == 5 + 2 + 2 + 1  # capped by what exists
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n"])
+def test_json_error_column_is_on_the_line(tmp_path, ending):
+    """A trailing comma before the line ending is reported where it is, not at column 1."""
+    good = "".join(json.dumps(row(i)) + ending for i in range(20))
+    bad = json.dumps(row(20))[:-1] + ",}" + ending  # `..., "label": "supports",}`
+    path = tmp_path / "comma.jsonl"
+    path.write_text(good + bad, encoding="utf-8", newline="")
+    with pytest.raises(InputError) as err:
+        read_statements(path)
+    assert f"{path}:21:" in str(err.value)
+    assert f"(column {len(bad.rstrip())})" in str(err.value)  # the closing brace

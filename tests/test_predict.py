@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import FakeEmbedder
 
 from stance import cli
 from stance import engine as E
@@ -194,7 +195,10 @@ def test_csv_and_jsonl_columns(tiny_model_dir: Path, tmp_path: Path) -> None:
     assert run(tiny_model_dir, *SEEDS, "--output", out_csv) == 0
     assert run(tiny_model_dir, *SEEDS, "--output", out_jsonl) == 0
     header = out_csv.read_text(encoding="utf-8").splitlines()[0]
-    assert header == "article_id,sentence_index,text,label,score,p_supports,p_doubts,p_neutral"
+    assert header == (
+        "article_id,sentence_index,text,label,score,p_supports,p_doubts,p_neutral,"
+        "on_claim,claim_similarity,furniture"
+    )
     rows_csv, rows_jsonl = read_rows(out_csv), read_rows(out_jsonl)
     assert all(list(r) == list(P.COLUMNS) for r in rows_jsonl)
     assert ids_in_order(rows_csv) == SEED_IDS
@@ -203,6 +207,9 @@ def test_csv_and_jsonl_columns(tiny_model_dir: Path, tmp_path: Path) -> None:
     for a, b in zip(rows_csv, rows_jsonl, strict=True):
         assert a["text"] == b["text"] and a["label"] == b["label"]
         assert float(a["score"]) == b["score"] == b[f"p_{b['label']}"]
+        assert a["on_claim"] == str(b["on_claim"]).lower() and isinstance(b["on_claim"], bool)
+        assert float(a["claim_similarity"]) == b["claim_similarity"]
+        assert a["furniture"] == (b["furniture"] or "")
         assert sum(b[c] for c in P.PROB_COLUMNS) == pytest.approx(1.0, abs=1e-5)
 
 
@@ -218,19 +225,24 @@ def test_summary_numbers_and_chart(tiny_model_dir: Path, tmp_path: Path) -> None
     data = json.loads(summary.read_text())
     assert data["claim"] and data["labels"] == list(LABELS) and data["failed"] == []
     assert [a["article_id"] for a in data["articles"]] == SEED_IDS
+    assert data["relevance"]["threshold"] > 0
     for art in data["articles"]:
-        mine = [r["label"] for r in rows if r["article_id"] == art["article_id"]]
-        assert art["sentences"] == len(mine)
+        all_rows = [r for r in rows if r["article_id"] == art["article_id"]]
+        mine = [r["label"] for r in all_rows if r["on_claim"]]  # only these are counted
+        assert art["sentences"] == len(all_rows) == art["on_claim"] + art["off_claim"]
+        assert art["off_claim"] == sum(not r["on_claim"] for r in all_rows)
         assert art["counts"] == {label: mine.count(label) for label in LABELS}
         assert sum(art["shares"].values()) == pytest.approx(1.0)
         sup, dbt = art["counts"]["supports"], art["counts"]["doubts"]
-        expected = (sup - dbt) / (sup + dbt) if sup + dbt else 0.0
+        expected = (sup - dbt) / (sup + dbt) if sup + dbt else None
         assert art["stance_score"] == pytest.approx(expected)
-        assert -1.0 <= art["stance_score"] <= 1.0
+        assert expected is None or -1.0 <= art["stance_score"] <= 1.0
         assert art["counts"][art["dominant"]] == max(art["counts"].values())
         assert art["truncated"] == 0
     totals = data["totals"]
     assert totals["articles"] == 3 and totals["sentences"] == len(rows)
+    assert totals["off_claim"] == sum(a["off_claim"] for a in data["articles"])
+    assert totals["off_claim"] >= 8  # the seeds' furniture: cues catch 8 of its 11 skip rows
     assert totals["failed_inputs"] == 0
     png = summary.with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -240,7 +252,7 @@ def test_summary_formula_edge_cases() -> None:
     from stance.summary import article_summary, render_chart
 
     none = article_summary("x", ["neutral", "neutral"])
-    assert none["stance_score"] == 0.0 and none["dominant"] == "neutral"
+    assert none["stance_score"] is None and none["dominant"] == "neutral"  # no stance, not 0.0
     tie = article_summary("y", ["supports", "doubts", "supports", "doubts", "neutral"])
     assert tie["stance_score"] == 0.0 and tie["dominant"] == "supports"  # ties: LABELS order
     assert article_summary("z", ["doubts"] * 3 + ["supports"])["stance_score"] == -0.5
@@ -412,6 +424,7 @@ def test_crash_leaves_no_output_and_resume_completes(
     sidecar = P.partial_path(out)
     assert len(sidecar.read_text().splitlines()) == 2  # header + the first chunk
     monkeypatch.undo()
+    monkeypatch.setattr("stance.relevance.MiniLMEmbedder", FakeEmbedder)  # undone above too
 
     done: list[int] = []
     real = P.StancePredictor.predict_chunk
@@ -436,6 +449,7 @@ def test_torn_sidecar_line_is_dropped(tiny_model_dir: Path, tmp_path: Path, monk
     with pytest.raises(RuntimeError):
         run(tiny_model_dir, *args, "--output", out)
     monkeypatch.undo()
+    monkeypatch.setattr("stance.relevance.MiniLMEmbedder", FakeEmbedder)  # undone above too
     sidecar = P.partial_path(out)
     with sidecar.open("ab") as f:
         f.write(b'{"chunk": 1, "articles": [{"id": "00')  # a write cut short by a kill
@@ -499,7 +513,7 @@ def test_two_processes_write_what_one_writes(tiny_model_dir: Path, tmp_path: Pat
     with articles.open("w", encoding="utf-8") as f:
         for i, path in enumerate(SEEDS * 3):  # 9 articles, several chunks of ~2,000 chars
             f.write(json.dumps({"id": f"a{i}", "text": path.read_text(encoding="utf-8")}) + "\n")
-    settings = ["--chunk-chars", "2000"]
+    settings = ["--chunk-chars", "2000", "--no-relevance"]  # subprocesses have no fake embedder
     assert run(tiny_model_dir, articles, "--output", tmp_path / "one.jsonl", *settings) == 0
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
@@ -562,3 +576,177 @@ def test_barrier_names_no_device(monkeypatch) -> None:
     P._wait_for_everyone(object())
     P._wait_for_everyone(None)  # one process: nothing to wait for
     assert calls == [((), {})]
+
+
+# ---------------------------------------------------------------- newcomer fixes (#17)
+
+
+def test_output_dash_writes_json_lines_on_stdout_only(
+    tiny_model_dir: Path, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "o.jsonl"
+    assert run(tiny_model_dir, *SEEDS, "--output", out) == 0
+    capsys.readouterr()
+    assert run(tiny_model_dir, *SEEDS, "--output", "-") == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert [json.loads(line) for line in lines] == read_rows(out)  # nothing else on stdout
+    assert not list(tmp_path.glob("*.partial*")) and not Path("-").exists()
+    assert run(tiny_model_dir, *SEEDS, "--output", "-", "--resume") == 2
+
+
+def test_every_input_failing_writes_nothing_and_exits_3(
+    tiny_model_dir: Path, tmp_path: Path, caplog
+) -> None:
+    import warnings
+
+    out, summary = tmp_path / "x.jsonl", tmp_path / "s.json"
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with caplog.at_level(logging.INFO), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code = run(tiny_model_dir, empty, tmp_path / "missing.txt", "-o", out, "--summary", summary)
+    assert code == P.EXIT_NOTHING_READ == 3
+    assert not out.exists() and not summary.exists() and not summary.with_suffix(".png").exists()
+    assert "nothing could be read: 2 inputs failed; no output written" in caplog.text
+    assert "the others are in" not in caplog.text
+    assert not caught  # no matplotlib (or other) warning leaks
+    from stance.predict_options import EXIT_CODES_HELP
+
+    assert "3 every input failed" in EXIT_CODES_HELP
+
+
+def test_empty_summary_draws_no_chart(tmp_path: Path) -> None:
+    from stance.summary import SummaryBuilder, write_summary
+
+    path = tmp_path / "s.json"
+    path.with_suffix(".png").write_bytes(b"stale")
+    write_summary(path, SummaryBuilder().build(claim="c"))
+    assert json.loads(path.read_text())["totals"]["stance_score"] is None
+    assert not path.with_suffix(".png").exists()
+
+
+def test_no_stance_chart_and_plurals() -> None:
+    from stance.summary import article_summary, render_chart
+
+    one = [article_summary("a", ["neutral"], on_claim=[True])]
+    assert one[0]["stance_score"] is None
+    assert render_chart(one, "claim")[:4] == b"\x89PNG"
+    from stance.wording import plural
+
+    assert plural(1, "article") == "1 article" and plural(2, "input") == "2 inputs"
+    assert (
+        plural(1, "entry", "entries") == "1 entry" and plural(0, "entry", "entries") == "0 entries"
+    )
+
+
+SAVED_PAGE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Troops head home, ministry says</title>
+<script>var tracking = {"id": 42};</script><style>.nav {color: red}</style></head>
+<body>
+<nav><ul><li><a href="/">Home</a></li><li><a href="/world">World</a></li>
+<li><a href="/sport">Sport</a></li></ul></nav>
+<article>
+<h1>Troops head home, ministry says</h1>
+<p>The defence ministry said on Wednesday that several units had finished their exercises and
+were loading tanks onto trains bound for their home garrisons.</p>
+<p>Officials in two neighbouring capitals said they had not yet seen any sign of a pullback
+and asked for satellite pictures before they would believe the announcement.</p>
+<p>Analysts who follow rail traffic in the region said the number of trains leaving the area
+had risen over the past two days, though it was too early to say whether they were empty.</p>
+</article>
+<footer><p>Copyright 2026 Example News. All rights reserved.</p>
+<a href="/privacy">Privacy policy</a></footer>
+</body></html>
+"""
+
+
+def test_directory_scan_logs_skips_reads_upper_case_and_html(
+    tiny_model_dir: Path, tmp_path: Path, caplog
+) -> None:
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "RUSSIA.TXT").write_text("Troops left the border. Officials confirmed it.\n")
+    (folder / "article.html").write_text(SAVED_PAGE, encoding="utf-8")
+    (folder / "notes.md").write_text("not an article\n")
+    (folder / ".hidden").write_text("x\n")
+    out = tmp_path / "o.jsonl"
+    with caplog.at_level(logging.WARNING):
+        assert run(tiny_model_dir, folder, "--output", out) == 0
+    assert f"{folder}: skipped 2 entries, not .txt/.html/.htm files: notes.md, sub/" in caplog.text
+    rows = read_rows(out)
+    assert ids_in_order(rows) == ["RUSSIA", "article"]
+    page = " ".join(r["text"] for r in rows if r["article_id"] == "article")
+    assert "loading tanks onto trains" in page and "satellite pictures" in page
+    for debris in ("<", "tracking", "Privacy policy", "Sport", "color: red"):
+        assert debris not in page
+
+
+def test_html_named_directly_is_read_as_a_page(tiny_model_dir: Path, tmp_path: Path) -> None:
+    page = tmp_path / "Saved Page.HTM"
+    page.write_text(SAVED_PAGE, encoding="utf-8")
+    out = tmp_path / "o.jsonl"
+    assert run(tiny_model_dir, page, "--output", out) == 0
+    texts = [r["text"] for r in read_rows(out)]
+    assert not any("<" in t or "tracking" in t for t in texts)
+    assert any("satellite pictures" in t for t in texts)
+    nav_only = tmp_path / "menu.html"
+    nav_only.write_text("<html><body><script>var a = 1;</script></body></html>")
+    assert run(tiny_model_dir, nav_only, page, "--output", out) == 1
+
+
+def test_parsing_arguments_imports_no_torch() -> None:
+    """--help and argument errors answer without importing torch (it takes seconds)."""
+    code = (
+        "import sys, time; t = time.perf_counter(); from stance import cli; "
+        "p = cli.build_parser(); p.parse_args(['predict', '--model', 'm', 'a.txt', '-o', '-']); "
+        "heavy = [m for m in ('torch', 'transformers', 'datasets') if m in sys.modules]; "
+        "print(heavy, time.perf_counter() - t)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    heavy, seconds = out.stdout.rsplit(" ", 1)
+    assert heavy == "[]" and float(seconds) < 1.0
+    start = time.perf_counter()
+    cmd = [
+        sys.executable,
+        "-m",
+        "stance.cli",
+        "predict",
+        "--model",
+        "nope",
+        "a.txt",
+        "-o",
+        "o.jsonl",
+    ]
+    bad = subprocess.run(cmd, capture_output=True, text=True)
+    assert bad.returncode == 2 and "nope: model directory not found" in bad.stderr
+    assert time.perf_counter() - start < 3.0  # python start-up included; torch alone takes 4 s
+
+
+def test_pipeline_dict_form_equals_the_package(tiny_model_dir: Path, predictor) -> None:
+    """README: pass the pair as {"text": claim, "text_pair": sentence}; a bare sentence
+    would be classified without the claim."""
+    from transformers import pipeline
+
+    pipe = pipeline("text-classification", model=str(tiny_model_dir), device="cpu")
+    sentence = "Units are returning to their bases."
+    pair = pipe({"text": predictor.claim, "text_pair": sentence}, top_k=None)
+    ours = predictor.predict([sentence])[0]
+    assert {d["label"]: d["score"] for d in pair} == pytest.approx(ours.probs, abs=1e-5)
+    assert max(pair, key=lambda d: d["score"])["label"] == ours.label
+    alone = {d["label"]: d["score"] for d in pipe(sentence, top_k=None)}
+    assert alone != pytest.approx(ours.probs, abs=1e-5)  # pipe(sentence) drops the claim
+
+
+def test_stdout_reader_leaving_early_is_no_traceback(tiny_model_dir: Path) -> None:
+    """`stance predict -o - | head`: exit 141 like any program on a closed pipe, no traceback."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "stance.cli", "predict", "--model", str(tiny_model_dir)]
+    # 3 x 74 rows, about 130 kB: more than a pipe buffer holds, so the writer meets the close
+    cmd += ["--device", "cpu", "--no-relevance", *map(str, SEEDS * 3), "-o", "-"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stdout is not None and proc.stdout.read(10)
+    proc.stdout.close()  # the reader goes away before the rows are all written
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 141, err.decode()[-2000:]
+    assert b"Traceback" not in err and b"Exception ignored" not in err

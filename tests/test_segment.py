@@ -113,3 +113,24 @@ def test_segment_cli_keeps_going_after_a_bad_file(tmp_path, caplog):
     assert code == 1
     assert "nope.txt" in caplog.text
     assert len(out.read_text().splitlines()) == 2
+
+
+def test_read_article_takes_the_main_text_of_an_html_page(tmp_path):
+    from stance.segment import read_article
+
+    page = tmp_path / "page.HTML"
+    page.write_text(
+        "<html><head><script>var x = 1;</script></head><body><nav><a href='/'>Home</a></nav>"
+        "<article><p>The convoy turned back at the border on Tuesday, officials said, after "
+        "a long day of talks between the two delegations in the capital.</p>"
+        "<p>Nobody could say whether it would return, and both sides kept their positions "
+        "along the river through the night.</p></article></body></html>",
+        encoding="utf-8",
+    )
+    text = read_article(page)
+    assert "The convoy turned back" in text and "<" not in text and "var x" not in text
+    with pytest.raises(InputError, match="over the limit"):
+        read_article(page, max_bytes=100)
+    page.write_bytes(b"\x00\x01binary")
+    with pytest.raises(InputError, match="looks binary"):
+        read_article(page)

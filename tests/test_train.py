@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import DATA, tiny_config
+from conftest import DATA, ROOT, tiny_config
 from transformers import pipeline
 
 import stance
@@ -285,3 +285,42 @@ def test_training_steps_do_not_wait_for_the_device(monkeypatch):
     for i, h in enumerate(history):  # an evaluation follows the loss of its own step
         if "dev_macro_f1" in h:
             assert history[i - 1] == {"step": h["step"], "loss": history[i - 1]["loss"]}
+
+
+def test_failed_run_is_marked_and_refused_by_predict(tmp_path, monkeypatch, caplog):
+    """A run that dies leaves no config.yaml to misread; predict refuses the directory."""
+    import stance.train as train_module
+
+    run_dir = tmp_path / "run"
+    run_tiny(run_dir, "train.epochs=1")
+    assert not (run_dir / "INCOMPLETE").exists()
+
+    def dying_fit(*args, **kwargs):
+        raise Killed
+
+    monkeypatch.setattr(train_module, "fit", dying_fit)
+    with pytest.raises(Killed):
+        run_tiny(run_dir, "train.epochs=1", "data.max_length=40")
+    assert (run_dir / "INCOMPLETE").is_file()
+    assert "max_length: 40" not in (run_dir / "config.yaml").read_text()  # the old run's
+    seed = ROOT / "seeds" / "000_88a8283e57a9c995.txt"
+    code = main(["predict", "--model", str(run_dir), str(seed), "-o", str(tmp_path / "o.jsonl")])
+    assert code == 2
+    assert "training of this run did not finish" in caplog.text
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_new_head_from_the_base_is_one_plain_line(capfd, caplog):
+    """No ANSI "LOAD REPORT" table about the classifier head a new run is expected to lack."""
+    import logging
+
+    from stance.config import ModelConfig
+
+    with caplog.at_level(logging.INFO):
+        load_base(ModelConfig())
+    err = capfd.readouterr().err
+    assert "LOAD REPORT" not in err and "\x1b[" not in err
+    assert "LOAD REPORT" not in caplog.text
+    lines = [r.getMessage() for r in caplog.records if "classifier head" in r.getMessage()]
+    assert len(lines) == 1 and "new 3-label classifier head" in lines[0]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
