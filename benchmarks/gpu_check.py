@@ -579,6 +579,7 @@ def two_process_rows(ctx: Context, util: UtilSampler) -> list[Row]:
     env["OMP_NUM_THREADS"] = "1"
     predict = ["-m", "stance.cli", "predict", "--model", str(ctx.trained[name])]
     predict += ["--device", ctx.device, str(articles), "--chunk-chars", str(CHUNK_CHARS)]
+    predict += ["--no-relevance"]  # as the in-process reference: the classifier is what is checked
     one, two = ctx.workdir / "one.jsonl", ctx.workdir / "two.jsonl"
     one_s = _predict_in_process(ctx, ctx.trained[name], articles, one)
     launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]

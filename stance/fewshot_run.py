@@ -25,6 +25,7 @@ from .fewshot import (
     train_sentence_model,
 )
 from .labels import LABELS
+from .modeling import INCOMPLETE_MARKER, check_model_dir
 
 logger = logging.getLogger(__name__)
 
@@ -58,12 +59,16 @@ def run_sentence_training(cfg: RunConfig) -> dict:
         preds = predict_proba(model, texts, prevs, nexts).argmax(-1).tolist()
         metrics |= {"dev": compute_metrics(preds, list(dev_ds["label"])), "dev_rows": len(dev_ds)}
     run_dir = cfg.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # Unfinished until the last file is written: model loading refuses a marked directory.
+    (run_dir / INCOMPLETE_MARKER).write_text("saving\n", encoding="utf-8")
     save_sentence_model(model, run_dir)
     (run_dir / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     if metrics["dev"]:
         plot_confusion(metrics["dev"], run_dir / "confusion_matrix.png", f"{cfg.name}: dev")
     (run_dir / "README.md").write_text(card.sentence_model_card(cfg, metrics), encoding="utf-8")
+    (run_dir / INCOMPLETE_MARKER).unlink()
     logger.info("saved run to %s", run_dir)
     return metrics
 
@@ -94,10 +99,8 @@ def load_sentence_model(path: str | Path) -> SentenceStanceClassifier:
     from safetensors.torch import load_file
     from sentence_transformers import SentenceTransformer
 
-    from .modeling import check_model_dir
-
-    path = Path(path)
-    check_model_dir(path / BODY_DIR)
+    path = check_model_dir(path)  # the run (INCOMPLETE marker, head.safetensors) ...
+    check_model_dir(path / BODY_DIR)  # ... and its body
     config = PretrainedConfig.from_pretrained(path)
     names = set(config.id2label.values())
     if names != set(LABELS):

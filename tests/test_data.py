@@ -207,3 +207,35 @@ def test_json_error_column_is_on_the_line(tmp_path, ending):
         read_statements(path)
     assert f"{path}:21:" in str(err.value)
     assert f"(column {len(bad.rstrip())})" in str(err.value)  # the closing brace
+
+
+def test_rows_cut_from_an_article_know_their_neighbours(tmp_path):
+    # The few-shot kind reads a sentence with the ones before and after it in its article:
+    # skip rows count as neighbours (they stand in the article), free statements get none,
+    # and context given outright (as `stance split` writes it) is kept.
+    from stance.data import read_statements
+
+    rows = [
+        {"id": "a-0", "article_id": "a", "sentence_index": 0, "text": "First.", "label": "neutral"},
+        {"id": "a-1", "article_id": "a", "sentence_index": 1, "text": "Ad.", "skip": True},
+        {"id": "a-2", "article_id": "a", "sentence_index": 2, "text": "Third.", "label": "doubts"},
+        {"id": "b-0", "article_id": "b", "sentence_index": 3, "text": "Other.", "label": "doubts"},
+        {"id": "free", "text": "A free statement.", "label": "supports"},
+        {
+            "id": "given",
+            "text": "Given.",
+            "label": "supports",
+            "prev_text": "Before.",
+            "next_text": "",
+        },
+    ]
+    path = tmp_path / "s.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    got = {r["id"]: (r["prev_text"], r["next_text"]) for r in read_statements(path).rows}
+    assert got == {
+        "a-0": ("", "Ad."),
+        "a-2": ("Ad.", ""),
+        "b-0": ("", ""),
+        "free": ("", ""),
+        "given": ("Before.", ""),
+    }
