@@ -130,7 +130,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_trainable(cfg)
     metrics = run_training(cfg, resume=args.resume)
     print(f"run directory: {cfg.run_dir}")
-    if metrics["dev"]:
+    if metrics.get("kind") == "sentence":
+        print(
+            f"few-shot model ({cfg.model.base}, adapt {cfg.fewshot.adapt}): trained on "
+            f"{metrics['train_rows']} statements in {metrics['train_seconds']:.0f} s; every "
+            "labelled row is used, so judge it by `stance cv`"
+        )
+        if metrics["dev"]:
+            print(f"on {cfg.data.dev}:\n{format_metrics(metrics['dev'])}")
+    elif metrics["dev"]:
         print(
             f"dev metrics (groups {', '.join(metrics['dev_groups'][:10])}; "
             f"best step {metrics['best_step']} of {metrics['steps']}):"

@@ -208,3 +208,14 @@ def test_article_context_is_the_same_in_training_evaluate_and_predict(tmp_path, 
     got = [p.probs for p in predictor.predict([article])]
     want = predict_proba(model, sents, ["", *sents[:-1]], [*sents[1:], ""])
     np.testing.assert_allclose([[g[k] for k in LABELS] for g in got], want, atol=1e-5)
+
+
+def test_cli_train_reports_a_few_shot_run_and_its_dev_file(tmp_path, capsys):
+    args = ["train", "--config", str(CONFIG), f"data.train=[{{path: {DATA}}}]"]
+    args += [f"output_dir={tmp_path / 'r'}", f"data.dev={DATA}", "fewshot.adapt=none"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "few-shot model (tiny, adapt none): trained on 63 statements" in out
+    assert "macro-F1" in out  # the dev file's metrics
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["dev"]["n"] == 63
+    assert not (tmp_path / "r" / "INCOMPLETE").exists()
