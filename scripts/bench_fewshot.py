@@ -8,7 +8,9 @@ one process, alternating within each round (medians reported, ratios to the firs
   then the linear head), what a user would write by hand;
 - `stance fp32` and `stance int8`: StancePredictor.classify, the engine `stance predict` uses
   (length-sorted batches; int8 = per-row activation scales, per-channel weights).
-Agreement: labels of int8 against fp32 on the seed sentences, and on the written variants.
+Agreement: labels of int8 against fp32 on the seed sentences, the written variants and (with
+--unseen ../shared/data/fnc1/train_bodies.csv) unseen news sentences, for the engine's int8
+policy (feed-forward linears) and for every linear quantised.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ def main() -> None:
     p.add_argument("--n", type=int, default=1024, help="sentences per measurement")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--unseen", metavar="BODIES_CSV", help="also FNC-1 bodies (train_bodies.csv)")
+    p.add_argument("--unseen-n", type=int, default=300, help="sentences from --unseen")
     args = p.parse_args()
 
     seeds = sentences(ROOT / "data" / "withdrawal.jsonl")
@@ -76,10 +80,45 @@ def main() -> None:
     for name, ts in times.items():
         t = statistics.median(ts)
         print(f"{name:<38}{args.n / t:>12.1f}{base / t:>11.2f}")
-    for name, rows in (("seed sentences", seeds), ("written variants", variants)):
+    sets = [("seed sentences", seeds), ("written variants", variants)]
+    if args.unseen:
+        sets.append(("unseen FNC-1 sentences", fnc1_sentences(args.unseen, args.unseen_n)))
+    int8_all = all_linears_int8(args.model, args.batch_size)
+    print(f"{'int8 label agreement with fp32':<40}{'engine (feed-forward)':>22}{'all linears':>13}")
+    for name, rows in sets:
         a = fp32.classify(rows).argmax(-1)
-        b = int8.classify(rows).argmax(-1)
-        print(f"int8 vs fp32 label agreement, {name}: {(a == b).mean():.1%} ({len(rows)} rows)")
+        ours, every = int8.classify(rows).argmax(-1), int8_all.classify(rows).argmax(-1)
+        label = f"{name} ({len(rows)})"
+        print(f"{label:<40}{(a == ours).mean():>22.1%}{(a == every).mean():>13.1%}")
+
+
+def fnc1_sentences(bodies_csv: str, n: int) -> list[str]:
+    """The first sentences of FNC-1 bodies (news the model never saw), up to `n`."""
+    import csv
+
+    from stance.segment import split_sentences
+
+    csv.field_size_limit(1 << 30)
+    out: list[str] = []
+    with open(bodies_csv, encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            out += split_sentences(row["articleBody"])[:6]
+            if len(out) >= n:
+                break
+    return out[:n]
+
+
+def all_linears_int8(model: str, batch_size: int):
+    """The int8 predictor with every linear quantised (the policy the engine does not use)."""
+    from stance import engine
+    from stance.engine import StancePredictor
+
+    kept = engine._ffn_layer
+    engine._ffn_layer = lambda name: True
+    try:
+        return StancePredictor(model, batch_size=batch_size, quantize="int8")
+    finally:
+        engine._ffn_layer = kept
 
 
 if __name__ == "__main__":

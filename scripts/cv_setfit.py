@@ -16,9 +16,8 @@ import argparse
 import logging
 import time
 
-from stance.crossval import format_report, majority_baseline, summarise
+from stance.crossval import fold_run, format_report, majority_baseline, summarise
 from stance.data import leave_one_group_out, load_statements
-from stance.metrics import compute_metrics
 
 
 def main() -> None:
@@ -55,19 +54,7 @@ def main() -> None:
             trainer.train()
             preds = [int(y) for y in model.predict(list(test_ds["text"]))]
             gold = list(test_ds["label"])
-            m = compute_metrics(preds, gold)
-            runs.append(
-                {
-                    "fold": held_out,
-                    "seed": seed,
-                    "n": m["n"],
-                    "macro_f1": m["macro_f1"],
-                    "accuracy": m["accuracy"],
-                    "seconds": round(time.perf_counter() - start, 2),
-                    "predictions": preds,
-                    "references": gold,
-                }
-            )
+            runs.append(fold_run(held_out, seed, preds, gold, time.perf_counter() - start))
     name = f"setfit {args.base} ({args.iterations} iterations{', variants' if extra else ''})"
     report = {"name": name, "runs": runs, "baseline": baselines}
     report["summary"] = summarise(runs, baselines)

@@ -142,10 +142,15 @@ def sentence_model_card(cfg: RunConfig, metrics: dict) -> str:
     recipe = {
         "none": "frozen body; class-balanced logistic-regression head",
         "lpft": f"linear probe, then body and head fine-tuned (LP-FT) for {t.epochs:g} epochs "
-        f"at lr {t.lr:g}, batch {t.batch_size}",
+        f"at lr {t.lr:g}, batch {t.batch_size}, the lowest {f.freeze_layers} layers frozen",
         "setfit": f"SetFit contrastive step ({f.setfit_iterations} pair iterations, "
         f"{f.setfit_epochs} epoch(s), lr {f.setfit_lr:g}), then the logistic-regression head",
     }[f.adapt]
+    if f.context_weight:
+        recipe += (
+            f"; each sentence of an article is read with its neighbours (features u + "
+            f"{f.context_weight:g} x the mean of theirs)"
+        )
     dev = metrics.get("dev")
     results = (
         f"On `{cfg.data.dev}`: accuracy **{dev['accuracy']:.3f}**, macro-F1 "

@@ -30,6 +30,21 @@ def majority_baseline(train_labels: list[int], test_labels: list[int]) -> dict:
     return compute_metrics([majority] * len(test_labels), test_labels)
 
 
+def fold_run(fold: str, seed: int, preds: list[int], gold: list[int], seconds: float) -> dict:
+    """One fold-seed run of a report: its scores and its paired predictions."""
+    m = compute_metrics(preds, gold)
+    return {
+        "fold": fold,
+        "seed": seed,
+        "n": m["n"],
+        "macro_f1": m["macro_f1"],
+        "accuracy": m["accuracy"],
+        "seconds": round(seconds, 2),
+        "predictions": preds,
+        "references": gold,
+    }
+
+
 def deterministic(cfg: RunConfig) -> bool:
     """True when the recipe draws no random numbers (the seed cannot change the result)."""
     if cfg.model.kind == "sentence":
@@ -72,21 +87,8 @@ def cross_validate(cfg: RunConfig, seeds: int = 3) -> dict:
             set_seed(seed)
             start = time.perf_counter()
             preds, gold = train_and_predict(fold_cfg, train_ds, test_ds)
-            seconds = time.perf_counter() - start
-            m = compute_metrics(preds, gold)
-            logger.info("fold %s seed %d: macro-F1 %.3f", held_out, seed, m["macro_f1"])
-            runs.append(
-                {
-                    "fold": held_out,
-                    "seed": seed,
-                    "n": m["n"],
-                    "macro_f1": m["macro_f1"],
-                    "accuracy": m["accuracy"],
-                    "seconds": round(seconds, 2),
-                    "predictions": preds,
-                    "references": gold,
-                }
-            )
+            runs.append(fold_run(held_out, seed, preds, gold, time.perf_counter() - start))
+            logger.info("fold %s seed %d: macro-F1 %.3f", held_out, seed, runs[-1]["macro_f1"])
             if deterministic(cfg):
                 break  # nothing random happens without training: one seed says it all
     return {

@@ -439,6 +439,14 @@ class FastBertClassifier(nn.Module):
         return self.classifier(torch.tanh(self.pooler(h[:, 0])))
 
 
+def _ffn_layer(name: str) -> bool:
+    """The few-shot body's feed-forward linears (2/3 of a layer's GEMM work). Quantising the
+    attention projections too flipped a near-tie seed sentence of the mpnet default, and agreed
+    less on unseen news sentences (scripts/bench_fewshot.py; BENCHMARKS.md)."""
+    ffn = "intermediate.dense" in name or name.endswith("output.dense")
+    return ffn and "attention" not in name  # BERT's attention.output.dense is no FFN
+
+
 def _int8_layer(name: str) -> bool:
     """Which FastBertClassifier linears int8 quantises: all but the pooler and classifier.
 
@@ -577,6 +585,8 @@ class StancePredictor:
                 logger.warning("fast encoder differs from transformers by %.2g; not used", diff)
         if self.quantize == "int8":
             only = _int8_layer if isinstance(net, FastBertClassifier) else None
+            if not self.pairs:
+                only = _ffn_layer
             net = quantize_int8(net, only)
         return net.eval()
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from datasets import Dataset
 from torch import nn
-from transformers import BertConfig, BertModel, PretrainedConfig
+from transformers import PretrainedConfig
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from .config import RunConfig
@@ -92,23 +92,12 @@ def stance_config(hidden_size: int, claim: str, max_length: int, base: str) -> P
 
 
 def _tiny_body_dir(cfg: RunConfig, texts: list[str], where: Path) -> Path:
-    """A tiny BERT in sentence-transformers layout (tests): config from `model.tiny_*`."""
-    from .modeling import train_tiny_tokenizer
+    """A tiny BERT in sentence-transformers layout (tests): the cross-encoder's tiny model
+    (`model.tiny_*`) without its classifier head."""
+    from .modeling import build_tiny
 
-    m = cfg.model
-    tokenizer = train_tiny_tokenizer(texts, m.tiny_vocab)
-    bert = BertModel(
-        BertConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=m.tiny_hidden,
-            num_hidden_layers=m.tiny_layers,
-            num_attention_heads=m.tiny_heads,
-            intermediate_size=m.tiny_hidden * 4,
-            max_position_embeddings=512,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    )  # with BERT's (unused) pooler, so loading it reports no missing weights
-    bert.save_pretrained(where)
+    classifier, tokenizer = build_tiny(cfg.model, texts)
+    classifier.bert.save_pretrained(where)  # with BERT's (unused) pooler: no missing weights
     tokenizer.save_pretrained(where)
     return where
 
