@@ -441,7 +441,7 @@ class FastBertClassifier(nn.Module):
 
 def _ffn_layer(name: str) -> bool:
     """The few-shot body's feed-forward linears (2/3 of a layer's GEMM work). Quantising the
-    attention projections too flipped a near-tie seed sentence of the mpnet default, and agreed
+    attention projections too flipped a seed sentence of the mpnet default, and agreed
     less on unseen news sentences (scripts/bench_fewshot.py; BENCHMARKS.md)."""
     ffn = "intermediate.dense" in name or name.endswith("output.dense")
     return ffn and "attention" not in name  # BERT's attention.output.dense is no FFN

@@ -127,3 +127,13 @@ def test_every_batch_reaches_the_net_on_the_predictors_device(
     assert probs.shape == (2, 3)
     np.testing.assert_allclose(probs, 1 / 3)  # softmax of the stub's zeros
     assert seen and set(seen) == {meta}
+
+
+def test_few_shot_int8_quantises_the_feed_forward_linears_only():
+    from stance.engine import _ffn_layer
+
+    assert _ffn_layer("model.body.0.model.encoder.layer.3.intermediate.dense")
+    assert _ffn_layer("model.body.0.model.encoder.layer.3.output.dense")  # mpnet and BERT FFN out
+    assert not _ffn_layer("model.body.0.model.encoder.layer.3.attention.output.dense")  # BERT
+    assert not _ffn_layer("model.body.0.model.encoder.layer.3.attention.attn.q")  # mpnet
+    assert not _ffn_layer("model.head")
