@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
+import tempfile
 import time
 
 from stance.crossval import fold_run, format_report, majority_baseline, summarise
@@ -42,12 +44,16 @@ def main() -> None:
         base = majority_baseline(list(train_ds["label"]), list(test_ds["label"]))
         baselines.append({"fold": held_out, **{k: base[k] for k in ("macro_f1", "accuracy")}})
         for seed in range(42, 42 + args.seeds):
-            start = time.perf_counter()
+            start, tmp = time.perf_counter(), tempfile.mkdtemp(prefix="cv-setfit-")
             model = SetFitModel.from_pretrained(path, local_files_only=True)
             trainer = Trainer(
                 model=model,
                 args=TrainingArguments(
-                    num_iterations=args.iterations, num_epochs=1, batch_size=16, seed=seed
+                    output_dir=tmp,  # its checkpoints: never in the working tree
+                    num_iterations=args.iterations,
+                    num_epochs=1,
+                    batch_size=16,
+                    seed=seed,
                 ),
                 train_dataset=train_ds.select_columns(["text", "label"]),
             )
@@ -55,6 +61,7 @@ def main() -> None:
             preds = [int(y) for y in model.predict(list(test_ds["text"]))]
             gold = list(test_ds["label"])
             runs.append(fold_run(held_out, seed, preds, gold, time.perf_counter() - start))
+            shutil.rmtree(tmp, ignore_errors=True)
     name = f"setfit {args.base} ({args.iterations} iterations{', variants' if extra else ''})"
     report = {"name": name, "runs": runs, "baseline": baselines}
     report["summary"] = summarise(runs, baselines)
