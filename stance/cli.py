@@ -1,4 +1,5 @@
-"""`stance` command line: segment, train, evaluate, cv, predict, annotate, import, split."""
+"""`stance` command line: segment, train, evaluate, cv, predict, annotate, split, import,
+assemble."""
 
 from __future__ import annotations
 
