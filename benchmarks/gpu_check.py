@@ -437,8 +437,9 @@ def train_and_evaluate(ctx: Context, name: str, util: UtilSampler) -> list[Row]:
     from accelerate.utils import set_seed
 
     from stance.data import group_split, load_statements
+    from stance.metrics import compute_metrics
     from stance.modeling import load_classifier
-    from stance.train import evaluate_dataset, fit
+    from stance.train import fit, predict_pairs
 
     cfg = train_config(ctx, name, 16, ctx.sizes.tiny_steps)
     train_ds, dev_ds = group_split(load_statements(SEED_DATA), 0.25, cfg.train.seed)
@@ -451,7 +452,7 @@ def train_and_evaluate(ctx: Context, name: str, util: UtilSampler) -> list[Row]:
     _save_base(result.model, tokenizer, run_dir)
     ctx.trained[name] = run_dir
     reloaded, tokenizer = load_classifier(run_dir)
-    metrics = evaluate_dataset(reloaded, tokenizer, dev_ds, cfg.data.max_length)
+    metrics = compute_metrics(*predict_pairs(reloaded, tokenizer, dev_ds, cfg.data.max_length))
     seen = result.state.examples_seen
     precision = "bf16" if ctx.cuda else "fp32"
     return [

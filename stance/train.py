@@ -173,20 +173,6 @@ def predict_loader(model, loader, accelerator: Accelerator) -> tuple[list[int], 
     return torch.cat(preds).tolist(), torch.cat(refs).tolist()
 
 
-def evaluate_dataset(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    ds: Dataset,
-    max_length: int,
-    batch_size: int = 64,
-    accelerator: Accelerator | None = None,
-) -> dict:
-    """Metrics of `model` on a statement Dataset."""
-    return compute_metrics(
-        *predict_pairs(model, tokenizer, ds, max_length, batch_size, accelerator)
-    )
-
-
 def predict_pairs(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
