@@ -109,15 +109,15 @@ def summarise(runs: list[dict], baselines: list[dict]) -> dict:
     base_mean, _ = _mean_std([b["macro_f1"] for b in baselines])
     # Pooled: every held-out prediction of one seed scored together (a fold with one label,
     # like article 004, caps its own macro-F1 at 2/3), averaged over seeds.
-    seeds = sorted({r["seed"] for r in runs})
-    pooled = [
-        compute_metrics(
-            [p for r in runs if r["seed"] == s for p in r.get("predictions", [])],
-            [g for r in runs if r["seed"] == s for g in r.get("references", [])],
-        )["macro_f1"]
-        for s in seeds
-        if all("predictions" in r for r in runs)
-    ]
+    pooled: list[float] = []
+    if all("predictions" in r for r in runs):  # reports written before pooling had none
+        for seed in sorted({r["seed"] for r in runs}):
+            mine = [r for r in runs if r["seed"] == seed]
+            m = compute_metrics(
+                [p for r in mine for p in r["predictions"]],
+                [g for r in mine for g in r["references"]],
+            )
+            pooled.append(m["macro_f1"])
     # Fold means first, then std across folds: how much the held-out article matters.
     folds = sorted({r["fold"] for r in runs})
     fold_means = [statistics.fmean(r["macro_f1"] for r in runs if r["fold"] == f) for f in folds]

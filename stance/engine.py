@@ -528,6 +528,8 @@ class StancePredictor:
             )
         self.relevance = _relevance_scorer(relevance, self.claim, relevance_threshold)
 
+        if max_length is None:  # a few-shot model's config.json carries its trained length
+            max_length = getattr(model.config, "stance_max_length", None)
         self.max_length = max_length if max_length is not None else run_max_length(model_dir)
         limit = getattr(model.config, "max_position_embeddings", None)
         if limit and self.max_length > limit:
@@ -728,8 +730,11 @@ class StancePredictor:
     ) -> np.ndarray:
         """Probabilities for (claim, statement) rows whose article neighbours are known as text
         (statement files: `prev_text`/`next_text`); a neighbour that is not itself a row is
-        classified too, once, for the context."""
-        items, index = list(pairs), {}
+        classified too, once, for the context. Models that read no context skip all that."""
+        if not self.context_weight:
+            return self.classify(pairs)
+        # A one-claim model: a row's text is all that decides its logits.
+        items, index = list(pairs), {text: i for i, (_, text) in enumerate(pairs)}
         neighbours: list[tuple[int, int]] = []
         for near in zip(prevs or [""] * len(items), nexts or [""] * len(items), strict=True):
             ids = []

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import random
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -169,13 +168,12 @@ def fit_linear_probe(model: SentenceStanceClassifier, ds: Dataset, c: float, see
     x, y = plain, np.array(labels)
     if getattr(model.config, "stance_context_weight", 0.0) and has_context.any():
         x, y = np.vstack([plain, mixed[has_context]]), np.concatenate([y, y[has_context]])
-    present = sorted(set(y.tolist()))
     clf = LogisticRegression(C=c, class_weight="balanced", max_iter=5000, random_state=seed)
     clf.fit(x, y)
     weight = torch.zeros(len(LABELS), x.shape[1])
     bias = torch.full((len(LABELS),), -30.0)  # a label never seen in training: never predicted
     coef, intercept = clf.coef_, clf.intercept_
-    if len(present) == 2:  # sklearn keeps one row for two classes: logit(p1) = w.x + b
+    if len(clf.classes_) == 2:  # sklearn keeps one row for two classes: logit(p1) = w.x + b
         coef = np.vstack([-coef[0] / 2, coef[0] / 2])
         intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
     for row, label in enumerate(clf.classes_):
@@ -213,11 +211,12 @@ def contrastive_pairs(
     by_label: dict[int, list[int]] = {}
     for i, y in enumerate(labels):
         by_label.setdefault(y, []).append(i)
+    others = {y: [j for j, z in enumerate(labels) if z != y] for y in by_label}
     a, b, score = [], [], []
     for _ in range(iterations):
         for i, y in enumerate(labels):
             same = [j for j in by_label[y] if j != i]
-            other = [j for j in range(len(labels)) if labels[j] != y]
+            other = others[y]
             if same:
                 a.append(texts[i]), b.append(texts[rng.choice(same)]), score.append(1.0)
             if other:
@@ -264,7 +263,7 @@ def lpft_adapt(model: SentenceStanceClassifier, cfg: RunConfig, ds: Dataset) -> 
     """Fine-tune body and head from the probed head with the package's accelerate loop."""
     from .train import fit
 
-    fit(replace(cfg, train=replace(cfg.train, patience=0)), model, model.tokenizer, ds)
+    fit(cfg, model, model.tokenizer, ds)  # no dev set: every epoch is trained
     model.to("cpu")
 
 

@@ -25,7 +25,7 @@ from .fewshot import (
     train_sentence_model,
 )
 from .labels import LABELS
-from .modeling import INCOMPLETE_MARKER, check_model_dir
+from .modeling import check_model_dir
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +37,9 @@ def run_sentence_training(cfg: RunConfig) -> dict:
     """Train on every labelled row (no dev split: the recipe was chosen by `stance cv`), score
     `data.dev` when given, and write the run directory."""
     from . import card
-    from .config import dump_config
     from .data import label_counts, load_sources, load_statements
-    from .metrics import compute_metrics, plot_confusion
+    from .metrics import compute_metrics
+    from .train import finish_run, mark_incomplete
 
     train_ds = load_sources([(s.path, s.weight) for s in cfg.data.train], cfg.data.claim)
     logger.info(
@@ -58,18 +58,9 @@ def run_sentence_training(cfg: RunConfig) -> dict:
         texts, _, prevs, nexts = rows_of(dev_ds)
         preds = predict_proba(model, texts, prevs, nexts).argmax(-1).tolist()
         metrics |= {"dev": compute_metrics(preds, list(dev_ds["label"])), "dev_rows": len(dev_ds)}
-    run_dir = cfg.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    # Unfinished until the last file is written: model loading refuses a marked directory.
-    (run_dir / INCOMPLETE_MARKER).write_text("saving\n", encoding="utf-8")
-    save_sentence_model(model, run_dir)
-    (run_dir / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    if metrics["dev"]:
-        plot_confusion(metrics["dev"], run_dir / "confusion_matrix.png", f"{cfg.name}: dev")
-    (run_dir / "README.md").write_text(card.sentence_model_card(cfg, metrics), encoding="utf-8")
-    (run_dir / INCOMPLETE_MARKER).unlink()
-    logger.info("saved run to %s", run_dir)
+    mark_incomplete(cfg, cfg.run_dir)
+    save_sentence_model(model, cfg.run_dir)
+    finish_run(cfg, metrics, card.sentence_model_card(cfg, metrics), cfg.run_dir)
     return metrics
 
 

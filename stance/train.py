@@ -458,13 +458,7 @@ def run_training(cfg: RunConfig, resume: bool = False) -> dict:
 
         return run_sentence_training(cfg)
     run_dir = cfg.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    # Until save_run finishes, the directory is marked unfinished (model loading refuses it):
-    # a failed run must not leave a config.yaml that predict would read beside other weights.
-    (run_dir / INCOMPLETE_MARKER).write_text(
-        "training did not finish; retrain (or --resume) to complete this run\n" + dump_config(cfg),
-        encoding="utf-8",
-    )
+    mark_incomplete(cfg, run_dir)
     train_ds, dev_ds = load_training_data(cfg)
     logger.info(
         "train %d rows %s, dev %d rows %s",
@@ -503,12 +497,27 @@ def save_run(
     model.config.stance_claim = cfg.data.claim  # predict's default claim travels with the model
     model.save_pretrained(run_dir)
     tokenizer.save_pretrained(run_dir)
+    card.plot_history(metrics["history"], run_dir / "training_curves.png", metrics["best_step"])
+    finish_run(cfg, metrics, card.model_card(cfg, metrics), run_dir)
+
+
+def mark_incomplete(cfg: RunConfig, run_dir: Path) -> None:
+    """Mark the run directory unfinished until `finish_run` (model loading refuses it): a
+    failed run must not leave a config.yaml that predict would read beside other weights."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / INCOMPLETE_MARKER).write_text(
+        "training did not finish; retrain (or --resume) to complete this run\n" + dump_config(cfg),
+        encoding="utf-8",
+    )
+
+
+def finish_run(cfg: RunConfig, metrics: dict, model_card: str, run_dir: Path) -> None:
+    """The files every run directory has besides its weights, then the marker removed."""
     (run_dir / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     if metrics.get("dev"):
         plot_confusion(metrics["dev"], run_dir / "confusion_matrix.png", f"{cfg.name}: dev")
-    card.plot_history(metrics["history"], run_dir / "training_curves.png", metrics["best_step"])
-    (run_dir / "README.md").write_text(card.model_card(cfg, metrics), encoding="utf-8")
+    (run_dir / "README.md").write_text(model_card, encoding="utf-8")
     (run_dir / INCOMPLETE_MARKER).unlink(missing_ok=True)  # last: every file above is written
     logger.info("saved run to %s", run_dir)
 

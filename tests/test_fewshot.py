@@ -202,7 +202,14 @@ def test_article_context_is_the_same_in_training_evaluate_and_predict(tmp_path, 
     assert not np.allclose(ref, predict_proba(model, texts))  # the context changes answers
     predictor = StancePredictor(tmp_path / "m")
     pairs = [(predictor.claim, t) for t in texts]
+    seen = []
+    classify = predictor.classify_detailed
+    predictor.classify_detailed = lambda items, *a, **k: (
+        seen.append(len(items)) or classify(items, *a, **k)
+    )
     np.testing.assert_allclose(predictor.classify_rows(pairs, prevs, nexts), ref, atol=1e-5)
+    # each text once: the rows, plus the neighbours that are no row (the skip rows)
+    assert seen == [len(texts) + len({t for t in prevs + nexts if t} - set(texts))]
     article = (SEEDS / "004_65dc6e3bfb5d239e.txt").read_text(encoding="utf-8")
     sents = split_sentences(article)
     got = [p.probs for p in predictor.predict([article])]
