@@ -110,7 +110,9 @@ def _validate(row: dict, path: Path, lineno: int, claim: str | None) -> dict | N
         "weight": float(weight),
     }
     for key in ("prev_text", "next_text"):  # context given outright (`stance split` writes it)
-        if isinstance(row.get(key), str):
+        if key in row and row[key] is not None:
+            if not isinstance(row[key], str):
+                raise InputError(f"'{key}' must be a string", path, lineno)
             record[key] = row[key]
     for key, value in record.items():
         if isinstance(value, str) and _SURROGATE.search(value):

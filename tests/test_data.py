@@ -239,3 +239,15 @@ def test_rows_cut_from_an_article_know_their_neighbours(tmp_path):
         "free": ("", ""),
         "given": ("Before.", ""),
     }
+
+
+def test_context_that_is_not_text_is_named_with_its_line(tmp_path):
+    from stance.data import read_statements
+
+    good = {"id": "a", "text": "Fine.", "label": "neutral"}
+    bad = {"id": "b", "text": "Odd.", "label": "doubts", "prev_text": 7}
+    path = tmp_path / "s.jsonl"
+    path.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n", encoding="utf-8")
+    with pytest.raises(InputError) as err:
+        read_statements(path)
+    assert err.value.line == 2 and "'prev_text' must be a string" in str(err.value)

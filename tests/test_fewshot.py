@@ -226,3 +226,13 @@ def test_cli_train_reports_a_few_shot_run_and_its_dev_file(tmp_path, capsys):
     assert "macro-F1" in out  # the dev file's metrics
     assert json.loads((tmp_path / "r" / "metrics.json").read_text())["dev"]["n"] == 63
     assert not (tmp_path / "r" / "INCOMPLETE").exists()
+
+
+def test_bad_few_shot_settings_name_the_key(tmp_path):
+    with pytest.raises(ConfigError, match="context_weight"):
+        tiny_sentence_config(None, "fewshot.context_weight=-1")
+    with pytest.raises(ConfigError, match="head_c"):
+        tiny_sentence_config(None, "fewshot.head_c=0")
+    # stance cv needs some file to score; training-only files alone are refused, nothing run
+    only_extra = f"data.train=[{{path: {DATA}, cv_score: false}}]"
+    assert main(["cv", "--config", str(CONFIG), only_extra]) == 2
