@@ -24,11 +24,17 @@ ROOT = Path(__file__).resolve().parents[1]
 WHEELS = ROOT / ".whl"
 BUNDLE = ROOT / ".gpu-bundle"
 MINILM_FP16 = BUNDLE / "minilm"
+# all-mpnet-base-v2's config and tokenizer without its weights: 438 MB (219 MB in fp16) cannot
+# travel, so the check times an untrained model of its shape (speed depends on shape only).
+MPNET_SHAPE = BUNDLE / "mpnet-shape"
 SITE = Path("/tmp/stance-gpu-site")  # where the wheels are installed on the GPU machine
 # Modules the package imports that the GPU image lacks, and their dependencies it lacks too
 # (the image's package list: /work/.library/device/KINDS.md). Versions: this venv's.
 NEEDED_MODULES = ("datasets", "evaluate", "pysbd")
 BUNDLED_DISTRIBUTIONS = ("datasets", "evaluate", "pysbd", "dill", "multiprocess")
+# Versions known to work with the image's own packages where this venv's may not: datasets
+# 5.2 wants pyarrow >= 24, newer than the image's may be; 5.0.1 was seen working there.
+IMAGE_PINS = {"datasets": "5.0.1"}
 # The image's Python is 3.12 on x86-64; pure-Python wheels match any of these tags.
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 
@@ -42,7 +48,9 @@ def missing_modules(names: tuple[str, ...] | None = None) -> list[str]:
 
 def download_wheels(dest: Path = WHEELS, python_version: str = "3.12") -> list[Path]:
     """pip download (no dependencies resolved) this venv's versions of the bundled packages."""
-    specs = [f"{d}=={importlib.metadata.version(d)}" for d in BUNDLED_DISTRIBUTIONS]
+    specs = [
+        f"{d}=={IMAGE_PINS.get(d) or importlib.metadata.version(d)}" for d in BUNDLED_DISTRIBUTIONS
+    ]
     cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:"]
     cmd += ["--python-version", python_version, "--implementation", "cp", "-d", str(dest)]
     for platform in PLATFORMS:
@@ -71,12 +79,34 @@ def write_minilm_fp16(dest: Path = MINILM_FP16) -> Path:
     return dest
 
 
+def write_mpnet_shape(dest: Path = MPNET_SHAPE) -> list[Path]:
+    """all-mpnet-base-v2's config and tokenizer files, no weights; [] when it is not assembled
+    here (`make mpnet`)."""
+    from stance.bases import mpnet_path
+    from stance.errors import StanceError
+
+    try:
+        source = mpnet_path(assemble_missing=False)
+    except StanceError as e:
+        logger.warning("no mpnet shape in the bundle: %s", e)
+        return []
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    skip = {"model.safetensors", "README.md"}
+    for path in source.iterdir():
+        if path.is_file() and path.name not in skip:
+            shutil.copy2(path, dest / path.name)
+    return sorted(dest.iterdir())
+
+
 def make_bundle() -> list[Path]:
-    """Everything `carry` must name: the wheels and the fp16 MiniLM. Returns what was written."""
+    """Everything `carry` must name: the wheels, the fp16 MiniLM and mpnet's shape. Returns
+    what was written."""
     WHEELS.mkdir(exist_ok=True)
     wheels = download_wheels()
     minilm = write_minilm_fp16()
-    return [*wheels, *sorted(minilm.iterdir())]
+    return [*wheels, *sorted(minilm.iterdir()), *write_mpnet_shape()]
 
 
 def ensure_packages(wheels: Path = WHEELS, site: Path = SITE) -> list[str]:

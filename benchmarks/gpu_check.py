@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .gpu_bundle import MINILM_FP16, ROOT, SITE, ensure_packages
+from .gpu_bundle import MINILM_FP16, MPNET_SHAPE, ROOT, SITE, ensure_packages
 
 logger = logging.getLogger(__name__)
 
@@ -63,10 +63,13 @@ class Sizes:
     train_rows: int = 4096
     tiny_steps: int = 60
     article_copies: int = 40  # the seed articles repeated, for the two-process prediction
+    mpnet_predict_batches: tuple[int, ...] = (512,)
+    mpnet_train_batches: tuple[int, ...] = (32,)  # configs/emergent-mpnet.yaml's batch
+    compile_batch: int = 256
 
     @classmethod
     def dry(cls) -> Sizes:
-        return cls(256, 128, (64, 512, 2048), (16, 256), 1, 2, 512, 4, 2)
+        return cls(256, 128, (64, 512, 2048), (16, 256), 1, 2, 512, 4, 2, (64,), (16,), 16)
 
 
 @dataclass
@@ -230,6 +233,7 @@ def prepare_models(ctx: Context, dry_run: bool) -> None:
     tiny = ModelConfig(base="tiny", tiny_hidden=32, tiny_layers=2, tiny_heads=2, tiny_vocab=1000)
     model, tokenizer = build_tiny(tiny, _seed_texts())
     ctx.models["tiny"] = _save_base(model, tokenizer, ctx.workdir / "tiny-base")
+    prepare_mpnet_shape(ctx, dry_run, tokenizer)
     if dry_run:
         ctx.notes["minilm"] = "not run: --dry-run uses the tiny model only"
         return
@@ -257,7 +261,38 @@ def prepare_models(ctx: Context, dry_run: bool) -> None:
     ctx.notes["minilm"] = "untrained, MiniLM's shape (no weights carried: make gpu-bundle)"
 
 
-def train_config(ctx: Context, name: str, batch_size: int, steps: int) -> Any:
+def prepare_mpnet_shape(ctx: Context, dry_run: bool, tiny_tokenizer: Any) -> None:
+    """An untrained classifier of all-mpnet-base-v2's shape (its weights cannot travel): from
+    the bundle's config and tokenizer; on a dry run a tiny MPNet with the tiny tokenizer."""
+    from transformers import AutoConfig, AutoTokenizer, MPNetConfig
+    from transformers import AutoModelForSequenceClassification as Classifier
+
+    from stance.labels import ID2LABEL, LABEL2ID
+
+    labels = {"num_labels": 3, "id2label": dict(ID2LABEL), "label2id": dict(LABEL2ID)}
+    if dry_run:
+        config = MPNetConfig(
+            vocab_size=len(tiny_tokenizer), hidden_size=32, num_hidden_layers=2,
+            num_attention_heads=2, intermediate_size=64, **labels,
+        )  # fmt: skip
+        tokenizer = tiny_tokenizer
+        tokenizer.model_input_names = ["input_ids", "attention_mask"]  # MPNet has no types
+        note = "tiny MPNet (dry run)"
+    elif (MPNET_SHAPE / "config.json").is_file():
+        config = AutoConfig.from_pretrained(MPNET_SHAPE, **labels)
+        tokenizer = AutoTokenizer.from_pretrained(MPNET_SHAPE)
+        note = "untrained, all-mpnet-base-v2's shape (its 438 MB of weights cannot travel)"
+    else:
+        ctx.notes["mpnet"] = "not run: no mpnet shape in .gpu-bundle (make mpnet gpu-bundle)"
+        return
+    model = Classifier.from_config(config)
+    ctx.models["mpnet"] = _save_base(model, tokenizer, ctx.workdir / "mpnet-shaped")
+    ctx.notes["mpnet"] = note
+
+
+def train_config(
+    ctx: Context, name: str, batch_size: int, steps: int, compile: bool = False
+) -> Any:
     from stance.config import load_config
 
     overrides = [
@@ -269,6 +304,7 @@ def train_config(ctx: Context, name: str, batch_size: int, steps: int) -> Any:
         "train.warmup_ratio=0.0",
         "data.max_length=128",
         f"output_dir={ctx.workdir / f'run-{name}'}",
+        f"train.compile={str(compile).lower()}",
     ]
     return load_config(ROOT / "configs" / "withdrawal-seeds.yaml", overrides)
 
@@ -298,13 +334,15 @@ def mean_lengths(tokenizer: Any, ds: Any, max_length: int = 128) -> list[int]:
 # ---------------------------------------------------------------- training
 
 
-def timed_fit(ctx: Context, name: str, batch: int, steps: int, ds: Any) -> float:
+def timed_fit(
+    ctx: Context, name: str, batch: int, steps: int, ds: Any, compile: bool = False
+) -> float:
     """Seconds of `stance.train.fit` for `steps` steps (tokenisation and set-up included)."""
     from accelerate.utils import set_seed
 
     from stance.train import fit
 
-    cfg = train_config(ctx, name, batch, steps)
+    cfg = train_config(ctx, name, batch, steps, compile)
     set_seed(cfg.train.seed)
     model, tokenizer = load_fp32(cfg)
     synchronize(ctx)
@@ -355,32 +393,49 @@ def timed_trainer(ctx: Context, name: str, batch: int, steps: int, ds: Any) -> f
     return time.perf_counter() - start
 
 
-def steady_seconds(run: Callable[[int], float], warm: int, timed: int, util: UtilSampler) -> float:
+def steady_seconds(
+    run: Callable[[int], float], warm: int, timed: int, util: UtilSampler, long_first: bool = False
+) -> float:
     """Seconds for `timed` steps after `warm` ones: a long run minus a short run, so set-up
-    (tokenising, moving the model, CUDA start-up) cancels out."""
-    short = run(warm)
-    with util.sampling():
-        long = run(warm + timed)
+    (tokenising, moving the model, CUDA start-up) cancels out. `long_first` for compiled runs:
+    the second compile hits torch's caches, so the long run pays the full compile and the
+    difference, if anything, overstates the time (understates the speed)."""
+    if long_first:
+        with util.sampling():
+            long = run(warm + timed)
+        short = run(warm)
+    else:
+        short = run(warm)
+        with util.sampling():
+            long = run(warm + timed)
     return long - short if long > short else long  # noise on a tiny dry run: the whole run
 
 
-def training_speed_rows(ctx: Context, util: UtilSampler) -> list[Row]:
-    """Examples/s and MFU of stance's loop and Trainer at each batch size (MiniLM, bf16)."""
+def training_speed_rows(
+    ctx: Context,
+    util: UtilSampler,
+    name: str | None = None,
+    batches: Sequence[int] | None = None,
+    compile: bool = False,
+) -> list[Row]:
+    """Examples/s and MFU of stance's loop and Trainer at each batch size (bf16 on CUDA);
+    with `compile`, stance's loop with torch.compile against the same Trainer."""
     from transformers import AutoConfig, AutoTokenizer
 
-    name = "minilm" if "minilm" in ctx.models else "tiny"
+    name = name or ("minilm" if "minilm" in ctx.models else "tiny")
     s = ctx.sizes
     config = AutoConfig.from_pretrained(ctx.models[name])
     tokenizer = AutoTokenizer.from_pretrained(ctx.models[name])
     rows = []
-    for batch in s.train_batches:
+    for batch in batches or s.train_batches:
         ds = repeated_rows(max(s.train_rows, 2 * batch))
         flops = 3 * encoder_flops_per_example(config, mean_lengths(tokenizer, ds))
         ours = steady_seconds(
-            lambda n, b=batch, d=ds: timed_fit(ctx, name, b, n, d),
+            lambda n, b=batch, d=ds: timed_fit(ctx, name, b, n, d, compile),
             s.warm_steps,
             s.timed_steps,
             util,
+            long_first=compile,
         )
         ours_util = util.summary()
         theirs = steady_seconds(
@@ -390,8 +445,11 @@ def training_speed_rows(ctx: Context, util: UtilSampler) -> list[Row]:
             util,
         )
         examples = s.timed_steps * batch
-        rows.append(_training_row(ctx, name, batch, examples, ours, theirs, flops, ours_util))
-        rows[-1].detail["trainer_gpu_util"] = util.summary()
+        row = _training_row(ctx, name, batch, examples, ours, theirs, flops, ours_util)
+        row.detail["trainer_gpu_util"] = util.summary()
+        if compile:
+            row.check = row.check.replace("train ", "train compiled ", 1)
+        rows.append(row)
     return rows
 
 
@@ -484,7 +542,32 @@ def _timed(ctx: Context, fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - start, out
 
 
-def predict_speed_rows(ctx: Context, util: UtilSampler) -> list[Row]:
+def forward_only_rate(ctx: Context, predictor: Any, sentences: Sequence[str]) -> float:
+    """Pairs/s of the network alone on batches already tokenised, padded and on the device:
+    the GPU's share of the work, so the table shows how much the host costs."""
+    import torch
+
+    ids, types, _ = predictor._encode_window([(predictor.claim, t) for t in sentences])
+    bs = predictor.batch_size
+    batches = [
+        predictor._to_device(
+            predictor._collate(ids[i : i + bs], types[i : i + bs] if types else None)
+        )
+        for i in range(0, len(ids), bs)
+    ]
+    with torch.inference_mode():
+        predictor.net(**batches[0])
+        seconds, _ = _timed(ctx, lambda: [predictor.net(**b) for b in batches])
+    return len(ids) / seconds
+
+
+def predict_speed_rows(
+    ctx: Context,
+    util: UtilSampler,
+    name: str | None = None,
+    run_dir: Path | None = None,
+    batches: Sequence[int] | None = None,
+) -> list[Row]:
     """Pairs/s of StancePredictor against transformers.pipeline at each batch size."""
     import numpy as np
     import torch
@@ -493,17 +576,18 @@ def predict_speed_rows(ctx: Context, util: UtilSampler) -> list[Row]:
     from stance.engine import StancePredictor
     from stance.labels import LABELS
 
-    name = "minilm" if "minilm" in ctx.trained else "tiny"
-    run_dir, s = ctx.trained[name], ctx.sizes
+    name = name or ("minilm" if "minilm" in ctx.trained else "tiny")
+    run_dir, s = run_dir or ctx.trained[name], ctx.sizes
     texts = _seed_texts()[1:]
     sentences = (texts * -(-s.predict_pairs // len(texts)))[: s.predict_pairs]
     rows = []
-    for batch in s.predict_batches:
+    for batch in batches or s.predict_batches:
         predictor = StancePredictor(run_dir, device=ctx.device, batch_size=batch)
         predictor.classify(sentences[: 2 * batch])  # warm-up: kernels, allocator
         with util.sampling():
             ours, probs = _timed(ctx, lambda p=predictor: p.classify(sentences))
         ours_util = util.summary()
+        alone = forward_only_rate(ctx, predictor, sentences[: min(len(sentences), 16 * batch)])
         pipe = pipeline(
             "text-classification",
             model=str(run_dir),
@@ -522,7 +606,7 @@ def predict_speed_rows(ctx: Context, util: UtilSampler) -> list[Row]:
             Row(
                 check=f"predict {name} (pairs/s)",
                 setting=f"batch {batch}, {predictor.precision}",
-                stance=f"{ours_rate:,.0f}",
+                stance=f"{ours_rate:,.0f} (network alone {alone:,.0f})",
                 baseline=f"{theirs_rate:,.0f} pipeline",
                 ratio=f"{ours_rate / theirs_rate:.2f}x",
                 gpu_util=ours_util,
@@ -535,11 +619,37 @@ def predict_speed_rows(ctx: Context, util: UtilSampler) -> list[Row]:
                     "pipeline_gpu_util": util.summary(),
                     "label_agreement_with_pipeline": agree,
                     "fast_encoder": type(predictor.net).__name__,
+                    "network_alone_pairs_per_s": alone,
+                    "tokenizer_threads": predictor.tokenizer_threads,
                 },
             )
         )
         del predictor, pipe
     return rows
+
+
+def precision_agreement_rows(ctx: Context, util: UtilSampler) -> list[Row]:
+    """Labels of the seed sentences on the device (bf16 weights on CUDA) against float32 on
+    the CPU, same trained model: what the lower precision changes."""
+    import numpy as np
+
+    from stance.engine import StancePredictor
+
+    name = "minilm" if "minilm" in ctx.trained else "tiny"
+    texts = _seed_texts()[1:]
+    here = StancePredictor(ctx.trained[name], device=ctx.device).classify(texts)
+    cpu = StancePredictor(ctx.trained[name], device="cpu").classify(texts)
+    agree = float(np.mean(here.argmax(1) == cpu.argmax(1)))
+    gap = float(np.abs(here - cpu).max())
+    precision = "bf16" if ctx.cuda else "fp32"
+    return [
+        Row(
+            check=f"labels {name}: {precision} on {ctx.device} vs fp32 on cpu",
+            setting=f"{len(texts)} seed sentences",
+            stance=f"{100 * agree:.1f}% agree, max prob gap {gap:.3f}",
+            detail={"agreement": agree, "max_probability_gap": gap, "sentences": len(texts)},
+        )
+    ]
 
 
 def _write_articles(path: Path, copies: int) -> None:
@@ -652,8 +762,12 @@ STEP_NAMES = (
     "train + evaluate tiny",
     "train + evaluate minilm",
     "predict (pairs/s)",
+    "labels bf16 vs fp32",
     "predict, 2 processes",
     "train (examples/s, MFU)",
+    "predict mpnet shape",
+    "train mpnet shape",
+    "train compiled",
 )
 
 
@@ -668,13 +782,29 @@ def steps(ctx: Context, util: UtilSampler) -> list[tuple[str, Callable[[], list[
 
         return run
 
+    s = ctx.sizes
     minilm = needs("minilm", lambda: train_and_evaluate(ctx, "minilm", util))
+
+    def compiled() -> list[Row]:
+        if not ctx.cuda:  # compiling on the CPU takes minutes and says nothing about a GPU
+            raise NotRun("torch.compile is timed on CUDA only")
+        return training_speed_rows(ctx, util, None, (s.compile_batch,), compile=True)
+
     runs = [
         lambda: train_and_evaluate(ctx, "tiny", util),
         minilm,
         lambda: predict_speed_rows(ctx, util),
+        lambda: precision_agreement_rows(ctx, util),
         lambda: two_process_rows(ctx, util),
         lambda: training_speed_rows(ctx, util),
+        needs(
+            "mpnet",
+            lambda: predict_speed_rows(
+                ctx, util, "mpnet", ctx.models["mpnet"], s.mpnet_predict_batches
+            ),
+        ),
+        needs("mpnet", lambda: training_speed_rows(ctx, util, "mpnet", s.mpnet_train_batches)),
+        compiled,
     ]
     return list(zip(STEP_NAMES, runs, strict=True))
 

@@ -110,6 +110,16 @@ class TrainConfig:
         "'auto' (bf16 on a bf16 GPU, else no), 'no', 'bf16', 'fp16'", default="auto"
     )
     num_threads: int = _help("CPU threads for torch (0: torch's default)", default=0)
+    loader_workers: int = _help(
+        "DataLoader worker processes for training batches (-1: 2 on CUDA, so fetching and "
+        "padding overlap the step; 0 on the CPU, whose cores the step already uses)",
+        default=-1,
+    )
+    compile: bool = _help(
+        "torch.compile the model (fewer kernel launches per step on CUDA; compiling costs "
+        "time at the start and for each new batch shape)",
+        default=False,
+    )
 
 
 @dataclass

@@ -4,8 +4,10 @@
 tokenizer, sorts each window by token length, cuts it into batches padded only to their own
 longest pair, runs them under `torch.inference_mode` and scatters the probabilities back to
 input order. Truncation is `longest_first` at `max_length`, as in training, and every
-truncated pair is flagged. On CUDA the forward runs under bf16 autocast (fp16 where bf16 is
-unsupported) from pinned memory; `quantize="int8"` runs the nn.Linear layers in int8 (CPU).
+truncated pair is flagged. On CUDA the weights are bf16 (fp16 where bf16 is unsupported),
+batches are copied from pinned memory without waiting, logits are read back once a window,
+and the next window is tokenised on a thread meanwhile; `quantize="int8"` runs the nn.Linear
+layers in int8 (CPU).
 BERT models run through `FastBertClassifier`, a lean forward over the same weights that is
 checked against the transformers forward at load time (and falls back to it on mismatch).
 """
@@ -14,8 +16,11 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +51,8 @@ COLUMNS: tuple[str, ...] = (
 PROBE = "A longer probe sentence, so that the batch has padding in it, to check the encoder."
 
 Progress = Callable[[int], None]
+# A window's token ids, type ids (None: the model reads none) and truncated flags.
+Window = tuple[list[list[int]], list[list[int]] | None, np.ndarray]
 
 
 # ---------------------------------------------------------------- records
@@ -419,12 +426,13 @@ class FastBertClassifier(nn.Module):
     def forward(
         self,
         input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         h = self.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)  # (B, T, H)
-        # No mask at all lets SDPA take its fastest path; length-sorted batches often need none.
-        mask = None if bool(attention_mask.all()) else attention_mask[:, None, None, :].bool()
+        # No mask at all lets SDPA take its fastest path; length-sorted batches often need none
+        # (the predictor leaves the mask out then; testing it here would wait for the GPU).
+        mask = None if attention_mask is None else attention_mask[:, None, None, :].bool()
         last = len(self.attn_out) - 1
         for i in range(last + 1):
             if i < last:
@@ -508,6 +516,8 @@ class StancePredictor:
         self.quantize = quantize
         self.batch_size = batch_size
         self.window = window
+        # Threads tokenising ahead of the GPU (0: tokenise in turn, as on the CPU).
+        self.tokenizer_threads = min(8, os.cpu_count() or 1) if self.device.type == "cuda" else 0
 
         model, tokenizer = load_classifier(self.model_dir)
         saved_claim = getattr(model.config, "stance_claim", None)
@@ -547,11 +557,14 @@ class StancePredictor:
         self._bucket = 1  # see _collate; set for real once the net is known
 
         self.model = model.to(self.device).eval()  # the transformers model, as loaded
-        self.autocast_dtype: torch.dtype | None = None
+        self.net = self._build_net(fast)  # checked against transformers in float32
+        # On CUDA the weights themselves go to bf16 (fp16 where bf16 is unsupported): no
+        # autocast casts per op, half the weight traffic. Logits are read back as float32.
+        self.compute_dtype = torch.float32
         if self.device.type == "cuda":
             bf16 = torch.cuda.is_bf16_supported()
-            self.autocast_dtype = torch.bfloat16 if bf16 else torch.float16
-        self.net = self._build_net(fast)
+            self.compute_dtype = torch.bfloat16 if bf16 else torch.float16
+            self.net.to(self.compute_dtype)
         # oneDNN (prepacked fp32 linears, int8 _int_mm) keeps compiled kernels for every GEMM
         # shape it meets, so memory would grow with the number of distinct (rows, length) pairs;
         # multiples of 8 bound them at ~4 padding tokens per pair; on CUDA they suit tensor cores.
@@ -571,7 +584,8 @@ class StancePredictor:
                     logger.debug("oneDNN prepacking unavailable (%s)", e)
             # Checked on a probe batch (with padding): a transformers upgrade that changes
             # BERT must not change the answers silently.
-            probe = self._collate(self.encode([(self.claim, "A probe."), (self.claim, PROBE)])[0])
+            encodings = self.encode([(self.claim, "A probe."), (self.claim, PROBE)])[0]
+            probe = self._collate([e.ids for e in encodings], [e.type_ids for e in encodings])
             probe = self._to_device(probe)  # collated on the CPU, like every batch
             with torch.inference_mode():
                 theirs = reference(**probe)
@@ -610,7 +624,7 @@ class StancePredictor:
         """What the numbers are computed in; part of the sidecar header (results depend on it)."""
         if self.quantize == "int8":
             return "int8"
-        return str(self.autocast_dtype or torch.float32).replace("torch.", "")
+        return str(self.compute_dtype).replace("torch.", "")
 
     def relevance_settings(self) -> dict[str, Any] | None:
         """How relevance is judged (None: it is not); outputs depend on it."""
@@ -633,30 +647,34 @@ class StancePredictor:
         truncated = np.fromiter((bool(e.overflowing) for e in encodings), bool, len(encodings))
         return encodings, truncated
 
-    def _collate(self, encodings: Sequence[Any]) -> dict[str, torch.Tensor]:
-        """Pad a batch to its own longest pair, rounded up to a multiple of `_bucket`.
+    def _collate(
+        self, ids: Sequence[Sequence[int]], types: Sequence[Sequence[int]] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Pad a batch of token-id rows to its own longest, rounded up to a multiple of `_bucket`.
 
         With `_bucket` > 1 the rows are rounded up too, with copies of the first row (the
-        caller keeps only the real rows).
+        caller keeps only the real rows). A batch without padding gets no attention mask: the
+        encoders then skip masking, and on CUDA nothing has to be read back to find that out.
         """
         step = self._bucket
-        longest = -(-max(len(e.ids) for e in encodings) // step) * step
-        rows = -(-len(encodings) // step) * step
-        ids = np.full((rows, longest), self._pad_id, dtype=np.int64)  # (B, T)
-        mask = np.zeros((rows, longest), dtype=np.int64)
-        types = np.zeros((rows, longest), dtype=np.int64) if self._token_types else None
-        for r, e in enumerate(encodings):
-            n = len(e.ids)
-            ids[r, :n] = e.ids
-            mask[r, :n] = 1
-            if types is not None:
-                types[r, :n] = e.type_ids
+        rows = list(ids) + [ids[0]] * (-(-len(ids) // step) * step - len(ids))
+        lengths = np.fromiter(map(len, rows), np.int64, len(rows))
+        longest = int(-(-lengths.max() // step) * step)
         # Filler rows copy a real one: an all-padding row would be fully masked (NaN in SDPA).
-        ids[len(encodings) :], mask[len(encodings) :] = ids[0], mask[0]
-        batch = {"input_ids": ids, "attention_mask": mask}
-        if types is not None:
-            types[len(encodings) :] = types[0]
-            batch["token_type_ids"] = types
+        mask = np.arange(longest) < lengths[:, None]  # (B, T)
+        # One flat copy per column instead of a Python loop over rows (the loop capped GPU
+        # prediction at the host's pace).
+        out = np.full((len(rows), longest), self._pad_id, dtype=np.int64)
+        out[mask] = np.fromiter(chain.from_iterable(rows), np.int64, int(lengths.sum()))
+        batch = {"input_ids": out}
+        if not mask.all():
+            batch["attention_mask"] = mask.astype(np.int64)
+        if self._token_types:
+            type_rows = list(types) + [types[0]] * (len(rows) - len(types)) if types else None
+            tt = np.zeros((len(rows), longest), dtype=np.int64)
+            if type_rows is not None:
+                tt[mask] = np.fromiter(chain.from_iterable(type_rows), np.int64, int(lengths.sum()))
+            batch["token_type_ids"] = tt
         return {k: torch.from_numpy(v) for k, v in batch.items()}
 
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -670,16 +688,58 @@ class StancePredictor:
         return {k: v.to(self.device) for k, v in batch.items()}
 
     @torch.inference_mode()
-    def _forward(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
-        """Logits (B, len(LABELS)) in LABELS order, float32."""
-        batch = self._to_device(batch)
-        if self.device.type == "cuda":
-            with torch.autocast("cuda", dtype=self.autocast_dtype):
-                logits = self.net(**batch)
-        else:
-            logits = self.net(**batch)
-        # Columns picked on the host: no index tensor copied to the device every batch.
-        return logits.float().cpu()[:, self._columns].numpy()
+    def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits (B, C) in the model's column order, left on the device: nothing here waits
+        for the GPU, so the host prepares the next batch while this one runs."""
+        return self.net(**self._to_device(batch))
+
+    def _window_logits(
+        self,
+        ids: Sequence[Sequence[int]],
+        types: Sequence[Sequence[int]] | None,
+        progress: Progress | None,
+    ) -> np.ndarray:
+        """Logits (N, len(LABELS)) of one window's token rows, in LABELS order, rows in order."""
+        order = np.argsort(np.fromiter(map(len, ids), np.int64, len(ids)), kind="stable")
+        outs = []
+        for b in range(0, len(order), self.batch_size):
+            sel = order[b : b + self.batch_size]  # similar lengths share a batch
+            rows = [ids[i] for i in sel]
+            batch = self._collate(rows, [types[i] for i in sel] if types is not None else None)
+            outs.append(self._forward(batch)[: len(sel)])
+            if progress is not None:
+                progress(len(sel))
+        # One read-back per window; columns picked on the host (no index tensor per batch).
+        sorted_logits = torch.cat(outs).float().cpu()[:, self._columns].numpy()
+        logits = np.empty_like(sorted_logits)
+        logits[order] = sorted_logits
+        return logits
+
+    def _encode_window(self, items: Sequence[str] | Sequence[tuple[str, str]]) -> Window:
+        """A window's token ids (and type ids where the model reads them) as lists, and the
+        truncated flags."""
+        pairs = [(self.claim, s) if isinstance(s, str) else (s[0], s[1]) for s in items]
+        encodings, truncated = self.encode(self._inputs(pairs))
+        types = [e.type_ids for e in encodings] if self._token_types else None
+        return [e.ids for e in encodings], types, truncated
+
+    def _windows(self, items: Sequence[str] | Sequence[tuple[str, str]]) -> Iterator[Window]:
+        """Each window of `items`, encoded. With `tokenizer_threads` (on CUDA) the next windows
+        are tokenised on threads while the GPU works (the Rust tokenizer releases the GIL, and
+        threads scale whatever TOKENIZERS_PARALLELISM says); on the CPU the forward already
+        uses every core, so windows are tokenised in turn."""
+        windows = (items[i : i + self.window] for i in range(0, len(items), self.window))
+        if not self.tokenizer_threads:
+            yield from map(self._encode_window, windows)
+            return
+        with ThreadPoolExecutor(self.tokenizer_threads, "stance-tokenise") as pool:
+            ahead: deque[Future[Window]] = deque()
+            for window in windows:
+                ahead.append(pool.submit(self._encode_window, window))
+                if len(ahead) > self.tokenizer_threads:
+                    yield ahead.popleft().result()
+            while ahead:
+                yield ahead.popleft().result()
 
     def classify_detailed(
         self,
@@ -697,18 +757,11 @@ class StancePredictor:
         n = len(items)
         logits = np.zeros((n, len(LABELS)), dtype=np.float32)
         truncated = np.zeros(n, dtype=bool)
-        for start in range(0, n, self.window):
-            window = items[start : start + self.window]
-            pairs = [(self.claim, s) if isinstance(s, str) else (s[0], s[1]) for s in window]
-            encodings, truncated[start : start + len(pairs)] = self.encode(self._inputs(pairs))
-            lengths = np.fromiter((len(e.ids) for e in encodings), np.int64, len(encodings))
-            order = np.argsort(lengths, kind="stable")  # similar lengths share a batch
-            for b in range(0, len(order), self.batch_size):
-                sel = order[b : b + self.batch_size]
-                batch = self._collate([encodings[i] for i in sel])
-                logits[start + sel] = self._forward(batch)[: len(sel)]
-                if progress is not None:
-                    progress(len(sel))
+        start = 0
+        for ids, types, flags in self._windows(items):
+            truncated[start : start + len(ids)] = flags
+            logits[start : start + len(ids)] = self._window_logits(ids, types, progress)
+            start += len(ids)
         if self.context_weight and neighbours is not None:
             logits = self._in_context(logits, neighbours)
         return torch.softmax(torch.from_numpy(logits), dim=-1).numpy(), truncated

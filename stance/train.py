@@ -134,7 +134,12 @@ def weighted_loss(
 
 
 def make_loader(
-    tokenized: Dataset, batch_size: int, collate: PadCollator, shuffle: bool, seed: int
+    tokenized: Dataset,
+    batch_size: int,
+    collate: PadCollator,
+    shuffle: bool,
+    seed: int,
+    workers: int = 0,
 ) -> tuple[DataLoader, LengthGroupedBatches]:
     batches = LengthGroupedBatches(
         list(tokenized["length"]), batch_size, shuffle=shuffle, seed=seed
@@ -147,6 +152,8 @@ def make_loader(
         collate_fn=collate,
         pin_memory=torch.cuda.is_available(),
         generator=torch.Generator().manual_seed(seed),
+        num_workers=workers,
+        persistent_workers=workers > 0,
     )
     return loader, batches
 
@@ -258,13 +265,16 @@ def fit(
     if t.num_threads:
         torch.set_num_threads(t.num_threads)
     set_seed(t.seed)
+    if t.compile:
+        model.compile()  # in place: state_dict keys and checkpoints stay as they are
     start = time.perf_counter()
 
     pad_multiple = 8 if precision != "no" else None
     collate = PadCollator(tokenizer.pad_token_id, pad_multiple)
     pairs = cfg.model.kind != "sentence"  # a sentence model reads the statement alone
     train_tok = tokenize(train_ds, tokenizer, cfg.data.max_length, pairs)
-    train_dl, _ = make_loader(train_tok, t.batch_size, collate, True, t.seed)
+    workers = t.loader_workers if t.loader_workers >= 0 else 2 * torch.cuda.is_available()
+    train_dl, _ = make_loader(train_tok, t.batch_size, collate, True, t.seed, workers)
     dev_dl = None
     if dev_ds is not None:
         dev_tok = tokenize(dev_ds, tokenizer, cfg.data.max_length, pairs)

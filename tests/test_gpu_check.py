@@ -24,9 +24,10 @@ def gc(monkeypatch):
 
 
 def test_dry_run_runs_every_step_on_the_cpu(gc, monkeypatch, tmp_path: Path) -> None:
-    """`--dry-run`: the whole check on the CPU with the tiny model; one table, a JSON file,
-    MiniLM's row says why it did not run, and nothing fails."""
-    small = gc.Sizes(128, 64, (64, 512), (16,), 1, 1, 64, 2, 2)
+    """`--dry-run`: the whole check on the CPU with the tiny model (and a tiny MPNet for the
+    mpnet-shape rows); one table, a JSON file, MiniLM's and the compiled run's rows say why
+    they did not run, and nothing fails."""
+    small = gc.Sizes(128, 64, (64, 512), (16,), 1, 1, 64, 2, 2, (64,), (16,), 16)
     monkeypatch.setattr(gc.Sizes, "dry", classmethod(lambda cls: small))
     out = tmp_path / "check.json"
     assert gc.main(["--dry-run", "--json", str(out)]) == 0
@@ -34,8 +35,15 @@ def test_dry_run_runs_every_step_on_the_cpu(gc, monkeypatch, tmp_path: Path) -> 
     rows = payload["rows"]
     checks = [r["check"] for r in rows]
     assert [r["status"] for r in rows if r["status"] != "ok"] == [
-        "not run: --dry-run uses the tiny model only"
+        "not run: --dry-run uses the tiny model only",
+        "not run: torch.compile is timed on CUDA only",
     ]
+    assert sum(c.startswith("predict mpnet (pairs/s)") for c in checks) == 1
+    assert sum(c.startswith("train mpnet fp32") for c in checks) == 1
+    labels = next(r for r in rows if r["check"].startswith("labels tiny"))
+    assert labels["detail"]["agreement"] == 1.0  # the same fp32 arithmetic on one device
+    predict = next(r for r in rows if r["check"].startswith("predict tiny (pairs/s)"))
+    assert predict["detail"]["network_alone_pairs_per_s"] > 0
     assert "train + evaluate tiny fp32" in checks
     assert sum(c.startswith("predict tiny (pairs/s)") for c in checks) == 2
     assert sum(c.startswith("train tiny fp32") for c in checks) == 1
