@@ -628,6 +628,43 @@ def predict_speed_rows(
     return rows
 
 
+def _child_predict(root: Path, run_dir: Path, pairs: int, batch: int, device: str) -> float:
+    """Seconds of one timed pass of `stance.benchmarks.predict` (after its warm-up pass) in a
+    fresh process, with the `stance` package of `root`."""
+    out = Path(tempfile.mkstemp(suffix=".json")[1])
+    path = [str(root), str(SITE), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p)}
+    cmd = [sys.executable, "-m", "stance.benchmarks.predict", "stance-fp32", str(run_dir)]
+    cmd += [str(pairs), str(batch), device, str(out)]
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=240)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{root}: exit {proc.returncode}: {proc.stderr[-1500:]}")
+    return float(json.loads(out.read_text())["seconds"])
+
+
+def before_after_rows(ctx: Context, util: UtilSampler, before: Path | None) -> list[Row]:
+    """Prediction pairs/s of an older checkout's engine (`--before DIR`) and this one's, each
+    in its own process through the same benchmark entry point, alternating, same card."""
+    if before is None:
+        raise NotRun("no --before checkout given")
+    name = "minilm" if "minilm" in ctx.trained else "tiny"
+    n, rows = ctx.sizes.predict_pairs, []
+    for batch in ctx.sizes.predict_batches[1:]:
+        old = _child_predict(before, ctx.trained[name], n, batch, ctx.device)
+        new = _child_predict(ROOT, ctx.trained[name], n, batch, ctx.device)
+        rows.append(
+            Row(
+                check=f"predict {name}: before vs now (pairs/s)",
+                setting=f"batch {batch}, {n} pairs",
+                stance=f"{n / new:,.0f} now",
+                baseline=f"{n / old:,.0f} before ({before.name})",
+                ratio=f"{old / new:.2f}x (now / before)",
+                detail={"before_seconds": old, "now_seconds": new, "before": str(before)},
+            )
+        )
+    return rows
+
+
 def precision_agreement_rows(ctx: Context, util: UtilSampler) -> list[Row]:
     """Labels of the seed sentences on the device (bf16 weights on CUDA) against float32 on
     the CPU, same trained model: what the lower precision changes."""
@@ -762,6 +799,7 @@ STEP_NAMES = (
     "train + evaluate tiny",
     "train + evaluate minilm",
     "predict (pairs/s)",
+    "predict before vs now",
     "labels bf16 vs fp32",
     "predict, 2 processes",
     "train (examples/s, MFU)",
@@ -771,7 +809,9 @@ STEP_NAMES = (
 )
 
 
-def steps(ctx: Context, util: UtilSampler) -> list[tuple[str, Callable[[], list[Row]]]]:
+def steps(
+    ctx: Context, util: UtilSampler, before: Path | None = None
+) -> list[tuple[str, Callable[[], list[Row]]]]:
     """The checks in order of importance (the budget may stop the last ones)."""
 
     def needs(name: str, step: Callable[[], list[Row]]) -> Callable[[], list[Row]]:
@@ -794,6 +834,7 @@ def steps(ctx: Context, util: UtilSampler) -> list[tuple[str, Callable[[], list[
         lambda: train_and_evaluate(ctx, "tiny", util),
         minilm,
         lambda: predict_speed_rows(ctx, util),
+        lambda: before_after_rows(ctx, util, before),
         lambda: precision_agreement_rows(ctx, util),
         lambda: two_process_rows(ctx, util),
         lambda: training_speed_rows(ctx, util),
@@ -809,7 +850,9 @@ def steps(ctx: Context, util: UtilSampler) -> list[tuple[str, Callable[[], list[
     return list(zip(STEP_NAMES, runs, strict=True))
 
 
-def check(device: str, sizes: Sizes, dry_run: bool, budget_s: float) -> tuple[dict, list[Row]]:
+def check(
+    device: str, sizes: Sizes, dry_run: bool, budget_s: float, before: Path | None = None
+) -> tuple[dict, list[Row]]:
     """Run every step; (machine info, rows)."""
     info = machine_info(device)
     peak = peak_tflops(info.get("gpu", "")) if device == "cuda" else None
@@ -821,7 +864,7 @@ def check(device: str, sizes: Sizes, dry_run: bool, budget_s: float) -> tuple[di
         ctx = Context(device, sizes, Path(tmp), time.monotonic() + budget_s, peak)
         rows: list[Row] = []
         run_step(ctx, rows, "models", lambda: prepare_models(ctx, dry_run) or [])
-        for name, step in steps(ctx, util):
+        for name, step in steps(ctx, util, before):
             run_step(ctx, rows, name, step)
     info["models"] = {k: v for k, v in ctx.notes.items()}
     return info, rows
@@ -876,6 +919,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--json", default="gpu-check.json", help="where to write everything")
     p.add_argument("--budget-s", type=float, default=330.0, help="steps start only within this")
     p.add_argument("--bundle", action="store_true", help="write .whl/ and .gpu-bundle/, exit")
+    p.add_argument(
+        "--before",
+        type=Path,
+        help="an older checkout (e.g. `git worktree add`, or `git archive REV stance`): its "
+        "prediction speed is measured beside this one's, same card",
+    )
     return p.parse_args(argv)
 
 
@@ -906,7 +955,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = not_run_rows("no CUDA device (torch.cuda.is_available() is False)")
     else:
         sizes = Sizes.dry() if args.dry_run else Sizes()
-        info, rows = check(device, sizes, args.dry_run, args.budget_s)
+        before = args.before.resolve() if args.before else None
+        info, rows = check(device, sizes, args.dry_run, args.budget_s, before)
         info["sizes"] = asdict(sizes)
     info["seconds"] = round(time.monotonic() - started, 1)
     code = exit_code(rows)
