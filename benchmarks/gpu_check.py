@@ -628,12 +628,15 @@ def predict_speed_rows(
     return rows
 
 
-def _child_predict(root: Path, run_dir: Path, pairs: int, batch: int, device: str) -> float:
+def _child_predict(
+    root: Path, run_dir: Path, pairs: int, batch: int, device: str, parallel: bool = True
+) -> float:
     """Seconds of one timed pass of `stance.benchmarks.predict` (after its warm-up pass) in a
-    fresh process, with the `stance` package of `root`."""
+    fresh process, with the `stance` package of `root`; `parallel`: TOKENIZERS_PARALLELISM."""
     out = Path(tempfile.mkstemp(suffix=".json")[1])
     path = [str(root), str(SITE), os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p)}
+    env["TOKENIZERS_PARALLELISM"] = "true" if parallel else "false"
     cmd = [sys.executable, "-m", "stance.benchmarks.predict", "stance-fp32", str(run_dir)]
     cmd += [str(pairs), str(batch), device, str(out)]
     proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=240)
@@ -650,19 +653,55 @@ def before_after_rows(ctx: Context, util: UtilSampler, before: Path | None) -> l
     name = "minilm" if "minilm" in ctx.trained else "tiny"
     n, rows = ctx.sizes.predict_pairs, []
     for batch in ctx.sizes.predict_batches[1:]:
-        old = _child_predict(before, ctx.trained[name], n, batch, ctx.device)
-        new = _child_predict(ROOT, ctx.trained[name], n, batch, ctx.device)
-        rows.append(
-            Row(
-                check=f"predict {name}: before vs now (pairs/s)",
-                setting=f"batch {batch}, {n} pairs",
-                stance=f"{n / new:,.0f} now",
-                baseline=f"{n / old:,.0f} before ({before.name})",
-                ratio=f"{old / new:.2f}x (now / before)",
-                detail={"before_seconds": old, "now_seconds": new, "before": str(before)},
+        for parallel in (True, False):
+            old = _child_predict(before, ctx.trained[name], n, batch, ctx.device, parallel)
+            new = _child_predict(ROOT, ctx.trained[name], n, batch, ctx.device, parallel)
+            rows.append(
+                Row(
+                    check=f"predict {name}: before vs now (pairs/s)",
+                    setting=f"batch {batch}, TOKENIZERS_PARALLELISM={str(parallel).lower()}",
+                    stance=f"{n / new:,.0f} now",
+                    baseline=f"{n / old:,.0f} before ({before.name})",
+                    ratio=f"{old / new:.2f}x (now / before)",
+                    detail={"before_seconds": old, "now_seconds": new, "pairs": n},
+                )
             )
-        )
     return rows
+
+
+def profile_rows(ctx: Context, util: UtilSampler, folder: Path | None) -> list[Row]:
+    """torch.profiler over a few training steps (batch 256) and a prediction pass (batch
+    512) of MiniLM: the top operators by self CPU and by device time, written to `folder`."""
+    if folder is None:
+        raise NotRun("no --profile folder given")
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    from stance.engine import StancePredictor
+
+    name = "minilm" if "minilm" in ctx.trained else "tiny"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if ctx.cuda else [])
+    device_key = "self_cuda_time_total" if ctx.cuda else "self_cpu_time_total"
+    batch = ctx.sizes.train_batches[-1]
+    ds = repeated_rows(max(ctx.sizes.train_rows, 2 * batch))
+    timed_fit(ctx, name, batch, 3, ds)  # warm-up
+    predictor = StancePredictor(ctx.trained[name], device=ctx.device, batch_size=512)
+    texts = _seed_texts()[1:]
+    sentences = (texts * -(-16_384 // len(texts)))[:16_384]
+    predictor.classify(sentences[:1024])
+    folder.mkdir(parents=True, exist_ok=True)
+    for what, run in (
+        ("train", lambda: timed_fit(ctx, name, batch, 12, ds)),
+        ("predict", lambda: predictor.classify(sentences)),
+    ):
+        with torch_profile(activities=activities) as prof:
+            run()
+            synchronize(ctx)
+        averages = prof.key_averages()
+        text = averages.table(sort_by="self_cpu_time_total", row_limit=25)
+        text += "\n" + averages.table(sort_by=device_key, row_limit=25)
+        (folder / f"profile-{what}.txt").write_text(text)
+    return [Row(check=f"profile {name}", setting=f"{folder}/profile-{{train,predict}}.txt")]
 
 
 def precision_agreement_rows(ctx: Context, util: UtilSampler) -> list[Row]:
@@ -806,13 +845,16 @@ STEP_NAMES = (
     "predict mpnet shape",
     "train mpnet shape",
     "train compiled",
+    "profile",
 )
 
 
 def steps(
-    ctx: Context, util: UtilSampler, before: Path | None = None
+    ctx: Context, util: UtilSampler, options: dict[str, Any] | None = None
 ) -> list[tuple[str, Callable[[], list[Row]]]]:
-    """The checks in order of importance (the budget may stop the last ones)."""
+    """The checks in order of importance (the budget may stop the last ones). `options`:
+    `before` (an older checkout), `profile` (a folder), `compile` (time torch.compile)."""
+    options = options or {}
 
     def needs(name: str, step: Callable[[], list[Row]]) -> Callable[[], list[Row]]:
         def run() -> list[Row]:
@@ -828,13 +870,15 @@ def steps(
     def compiled() -> list[Row]:
         if not ctx.cuda:  # compiling on the CPU takes minutes and says nothing about a GPU
             raise NotRun("torch.compile is timed on CUDA only")
+        if not options.get("compile"):
+            raise NotRun("not asked for (--compile)")
         return training_speed_rows(ctx, util, None, (s.compile_batch,), compile=True)
 
     runs = [
         lambda: train_and_evaluate(ctx, "tiny", util),
         minilm,
         lambda: predict_speed_rows(ctx, util),
-        lambda: before_after_rows(ctx, util, before),
+        lambda: before_after_rows(ctx, util, options.get("before")),
         lambda: precision_agreement_rows(ctx, util),
         lambda: two_process_rows(ctx, util),
         lambda: training_speed_rows(ctx, util),
@@ -846,12 +890,18 @@ def steps(
         ),
         needs("mpnet", lambda: training_speed_rows(ctx, util, "mpnet", s.mpnet_train_batches)),
         compiled,
+        lambda: profile_rows(ctx, util, options.get("profile")),
     ]
     return list(zip(STEP_NAMES, runs, strict=True))
 
 
 def check(
-    device: str, sizes: Sizes, dry_run: bool, budget_s: float, before: Path | None = None
+    device: str,
+    sizes: Sizes,
+    dry_run: bool,
+    budget_s: float,
+    options: dict[str, Any] | None = None,
+    skip: Sequence[str] = (),
 ) -> tuple[dict, list[Row]]:
     """Run every step; (machine info, rows)."""
     info = machine_info(device)
@@ -864,8 +914,11 @@ def check(
         ctx = Context(device, sizes, Path(tmp), time.monotonic() + budget_s, peak)
         rows: list[Row] = []
         run_step(ctx, rows, "models", lambda: prepare_models(ctx, dry_run) or [])
-        for name, step in steps(ctx, util, before):
-            run_step(ctx, rows, name, step)
+        for name, step in steps(ctx, util, options):
+            if name in skip:
+                rows.append(Row(name, status="not run: --skip"))
+            else:
+                run_step(ctx, rows, name, step)
     info["models"] = {k: v for k, v in ctx.notes.items()}
     return info, rows
 
@@ -925,6 +978,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="an older checkout (e.g. `git worktree add`, or `git archive REV stance`): its "
         "prediction speed is measured beside this one's, same card",
     )
+    p.add_argument("--profile", type=Path, help="write torch.profiler tables to this folder")
+    p.add_argument("--compile", action="store_true", help="also time training with compile")
+    p.add_argument("--skip", nargs="*", default=[], choices=STEP_NAMES, help="steps to skip")
     return p.parse_args(argv)
 
 
@@ -942,7 +998,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The GPU machine has no network: the hub libraries must not try it (and wait on it).
     for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
         os.environ.setdefault(name, "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # TOKENIZERS_PARALLELISM is left as it is: prediction tokenises with Rust's threads.
     missing = ensure_packages()
     import torch
 
@@ -955,8 +1011,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = not_run_rows("no CUDA device (torch.cuda.is_available() is False)")
     else:
         sizes = Sizes.dry() if args.dry_run else Sizes()
-        before = args.before.resolve() if args.before else None
-        info, rows = check(device, sizes, args.dry_run, args.budget_s, before)
+        options = {
+            "before": args.before.resolve() if args.before else None,
+            "profile": args.profile,
+            "compile": args.compile,
+        }
+        info, rows = check(device, sizes, args.dry_run, args.budget_s, options, args.skip)
         info["sizes"] = asdict(sizes)
     info["seconds"] = round(time.monotonic() - started, 1)
     code = exit_code(rows)
