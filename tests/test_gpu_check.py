@@ -36,7 +36,9 @@ def test_dry_run_runs_every_step_on_the_cpu(gc, monkeypatch, tmp_path: Path) -> 
     checks = [r["check"] for r in rows]
     assert [r["status"] for r in rows if r["status"] != "ok"] == [
         "not run: --dry-run uses the tiny model only",
+        "not run: no --before checkout given",
         "not run: torch.compile is timed on CUDA only",
+        "not run: no --profile folder given",
     ]
     assert sum(c.startswith("predict mpnet (pairs/s)") for c in checks) == 1
     assert sum(c.startswith("train mpnet fp32") for c in checks) == 1
