@@ -149,9 +149,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _check_model_dir(path: str) -> None:
-    """The model path error before torch loads: a typo should not take seconds to report."""
-    if not Path(path).is_dir():
-        raise StanceError(f"{path}: model directory not found (the hub is not used)")
+    """Model directory errors (missing, unfinished, pickle-only) before torch loads: a typo
+    should not take seconds to report."""
+    from .rundir import load_run
+
+    load_run(path)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

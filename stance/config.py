@@ -23,6 +23,9 @@ import yaml
 from .errors import ConfigError
 from .labels import DEFAULT_CLAIM
 
+# Tokens per input when a config sets none; a run directory records its own (stance.rundir).
+DEFAULT_MAX_LENGTH = 128
+
 
 def _help(text: str, **kwargs: Any) -> Any:
     return field(metadata={"help": text}, **kwargs)
@@ -54,7 +57,7 @@ class DataConfig:
     )
     claim: str = _help("claim for rows that carry none", default=DEFAULT_CLAIM)
     max_length: int = _help(
-        "max tokens per (claim, statement) pair; longer is truncated", default=128
+        "max tokens per (claim, statement) pair; longer is truncated", default=DEFAULT_MAX_LENGTH
     )
     paraphrases: int = _help(
         "extra training rows per row, each with another supporting statement of its group "

@@ -67,7 +67,6 @@ from .data import parse_json_line
 from .engine import (  # noqa: F401  (StancePredictor is part of this module's API)
     COLUMNS,
     DECIMALS,
-    DEFAULT_MAX_LENGTH,
     PROB_COLUMNS,
     PROBE,
     SORT_WINDOW,

@@ -99,7 +99,8 @@ class MiniLMEmbedder:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        from .modeling import check_model_dir, minilm_path
+        from .modeling import minilm_path
+        from .rundir import check_model_dir
 
         self.path = check_model_dir(path) if path is not None else minilm_path()
         self.model = AutoModel.from_pretrained(self.path, use_safetensors=True).eval()

@@ -6,7 +6,6 @@ the run directory. The same code runs on CPU, one GPU (bf16) or many (`accelerat
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -26,14 +25,14 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_linear_schedule_with_warmup
 
-from . import card
 from .batching import MODEL_INPUTS, LengthGroupedBatches, PadCollator, tokenize
-from .config import RunConfig, dump_config
+from .config import RunConfig
 from .data import group_split, label_counts, load_sources, load_statements, paraphrase_claims
 from .errors import StanceError
 from .labels import LABELS
-from .metrics import compute_metrics, plot_confusion
-from .modeling import INCOMPLETE_MARKER, load_base
+from .metrics import compute_metrics
+from .modeling import load_base
+from .rundir import mark_incomplete, save_run
 
 logger = logging.getLogger(__name__)
 
@@ -482,44 +481,9 @@ def run_training(cfg: RunConfig, resume: bool = False) -> dict:
         "history": result.state.history,
     }
     if accelerator.is_main_process:
-        save_run(cfg, result.model, tokenizer, metrics, run_dir)
+        save_run(cfg, result.model, metrics, tokenizer)
     accelerator.wait_for_everyone()
     return metrics
-
-
-def save_run(
-    cfg: RunConfig,
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    metrics: dict,
-    run_dir: Path,
-) -> None:
-    model.config.stance_claim = cfg.data.claim  # predict's default claim travels with the model
-    model.save_pretrained(run_dir)
-    tokenizer.save_pretrained(run_dir)
-    card.plot_history(metrics["history"], run_dir / "training_curves.png", metrics["best_step"])
-    finish_run(cfg, metrics, card.model_card(cfg, metrics), run_dir)
-
-
-def mark_incomplete(cfg: RunConfig, run_dir: Path) -> None:
-    """Mark the run directory unfinished until `finish_run` (model loading refuses it): a
-    failed run must not leave a config.yaml that predict would read beside other weights."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / INCOMPLETE_MARKER).write_text(
-        "training did not finish; retrain (or --resume) to complete this run\n" + dump_config(cfg),
-        encoding="utf-8",
-    )
-
-
-def finish_run(cfg: RunConfig, metrics: dict, model_card: str, run_dir: Path) -> None:
-    """The files every run directory has besides its weights, then the marker removed."""
-    (run_dir / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    if metrics.get("dev"):
-        plot_confusion(metrics["dev"], run_dir / "confusion_matrix.png", f"{cfg.name}: dev")
-    (run_dir / "README.md").write_text(model_card, encoding="utf-8")
-    (run_dir / INCOMPLETE_MARKER).unlink(missing_ok=True)  # last: every file above is written
-    logger.info("saved run to %s", run_dir)
 
 
 def check_trainable(cfg: RunConfig) -> None:
