@@ -31,6 +31,7 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     # Light imports only: --help and argument errors must not wait for torch.
     from . import predict_options
+    from .config import config_help
 
     parser = argparse.ArgumentParser(prog="stance", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -40,7 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", help="article .txt files")
     p.add_argument("--output", "-o", required=True, help="sentences.jsonl to write")
 
-    p = sub.add_parser("train", help="fine-tune a classifier from a config")
+    p = sub.add_parser(
+        "train",
+        help="fine-tune a classifier from a config",
+        description="Fine-tune a classifier from a YAML config; key=value overrides win.",
+        epilog=config_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_config_args(p)
     p.add_argument("--output-dir", help="run directory (default models/<name>)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
