@@ -90,17 +90,34 @@ class SentencePrediction:
 
     def as_row(self) -> dict[str, Any]:
         """The output row: COLUMNS, with flat p_<label> probabilities."""
-        return {
-            "article_id": self.article_id,
-            "sentence_index": self.sentence_index,
-            "text": self.text,
-            "label": self.label,
-            "score": self.score,
-            **{f"p_{label}": p for label, p in self.probs.items()},
-            "on_claim": self.on_claim,
-            "claim_similarity": self.claim_similarity,
-            "furniture": self.furniture,
-        }
+        return output_row(
+            self.article_id, self.sentence_index, self.text, LABELS.index(self.label),
+            [self.probs[label] for label in LABELS], self.on_claim, self.claim_similarity,
+            self.furniture,
+        )  # fmt: skip
+
+
+def output_row(
+    article_id: str,
+    index: int,
+    text: str,
+    label_id: int,
+    probs: Sequence[float],
+    on_claim: bool | None,
+    similarity: float | None,
+    furniture: str | None,
+) -> dict[str, Any]:
+    """One row of `stance predict`'s output (COLUMNS); probabilities in LABELS order."""
+    row = {
+        "article_id": article_id,
+        "sentence_index": index,
+        "text": text,
+        "label": LABELS[label_id],
+        "score": probs[label_id],
+    }
+    row.update(zip(PROB_COLUMNS, probs, strict=True))
+    row.update(on_claim=on_claim, claim_similarity=similarity, furniture=furniture)
+    return row
 
 
 @dataclass
@@ -161,16 +178,7 @@ def record_rows(record: dict[str, Any]) -> Iterator[dict[str, Any]]:
     for i, (text, k, probs) in enumerate(
         zip(record["sentences"], record["labels"], record["probs"], strict=True)
     ):
-        row = {
-            "article_id": record["id"],
-            "sentence_index": i,
-            "text": text,
-            "label": LABELS[k],
-            "score": probs[k],
-        }
-        row.update(zip(PROB_COLUMNS, probs, strict=True))
-        row.update(on_claim=on_claim[i], claim_similarity=similarity[i], furniture=furniture[i])
-        yield row
+        yield output_row(record["id"], i, text, k, probs, on_claim[i], similarity[i], furniture[i])
 
 
 # ---------------------------------------------------------------- engine
