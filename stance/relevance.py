@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 METHOD = "minilm-mean-cosine"
 # Fitted by `python scripts/fit_relevance.py` (2026-11-26, 2-core CPU): the cosine that keeps
-# 98% of the on-claim FNC-1 train pairs; see stance.benchmarks.relevance and BENCHMARKS.md.
+# 98% of the on-claim FNC-1 train pairs; see benchmarks/relevance.py and BENCHMARKS.md.
 THRESHOLD = 0.096
 
 _AGENCIES = "associated press|ap|reuters|afp|getty images|epa|shutterstock|pa"
