@@ -1,11 +1,11 @@
-"""Tokenisation and length-grouped batches (shared by training and eval); the padding is
-transformers' DataCollatorWithPadding (stance.train.make_collator)."""
+"""Tokenisation and length-grouped, dynamically padded batches (shared by training and eval)."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Sequence
 
+import torch
 from datasets import Dataset
 from transformers import PreTrainedTokenizerBase
 
@@ -76,3 +76,30 @@ class LengthGroupedBatches:
             batches.extend(window[i : i + bs] for i in range(0, len(window), bs))
         rng.shuffle(batches)
         yield from batches
+
+
+class PadCollator:
+    """Pad a list of tokenised rows to the longest in the batch (optionally to a multiple of 8)."""
+
+    def __init__(self, pad_token_id: int, pad_to_multiple_of: int | None = None):
+        self.pad_token_id = pad_token_id
+        self.multiple = pad_to_multiple_of
+
+    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        longest = max(len(r["input_ids"]) for r in rows)
+        if self.multiple:
+            longest = -(-longest // self.multiple) * self.multiple
+        batch: dict[str, torch.Tensor] = {}
+        for key in MODEL_INPUTS:
+            if key not in rows[0]:
+                continue
+            pad = self.pad_token_id if key == "input_ids" else 0
+            out = torch.full((len(rows), longest), pad, dtype=torch.long)  # (B, T)
+            for i, r in enumerate(rows):
+                out[i, : len(r[key])] = torch.as_tensor(r[key])
+            batch[key] = out
+        if "label" in rows[0]:
+            batch["labels"] = torch.tensor([r["label"] for r in rows], dtype=torch.long)
+        if "weight" in rows[0]:
+            batch["weight"] = torch.tensor([r["weight"] for r in rows], dtype=torch.float32)
+        return batch

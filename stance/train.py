@@ -20,14 +20,9 @@ from accelerate.utils import DataLoaderConfiguration, set_seed
 from datasets import Dataset
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
-from transformers import (
-    DataCollatorWithPadding,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-    get_linear_schedule_with_warmup,
-)
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_linear_schedule_with_warmup
 
-from .batching import MODEL_INPUTS, LengthGroupedBatches, tokenize
+from .batching import MODEL_INPUTS, LengthGroupedBatches, PadCollator, tokenize
 from .checkpoints import last_checkpoint, save_checkpoint
 from .config import RunConfig, TrainConfig
 from .data import group_split, label_counts, load_sources, load_statements, paraphrase_claims
@@ -103,7 +98,7 @@ def weighted_loss(
 
 
 def make_loader(
-    tokenized: Dataset, batch_size: int, collate: Callable, shuffle: bool, seed: int
+    tokenized: Dataset, batch_size: int, collate: PadCollator, shuffle: bool, seed: int
 ) -> tuple[DataLoader, LengthGroupedBatches]:
     batches = LengthGroupedBatches(
         list(tokenized["length"]), batch_size, shuffle=shuffle, seed=seed
@@ -153,7 +148,7 @@ def predict_pairs(
     """(predicted, gold) label ids of `ds`, paired, in length-sorted order."""
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     tokenized = tokenize(ds, tokenizer, max_length)
-    loader, _ = make_loader(tokenized, batch_size, make_collator(tokenizer, "no"), False, 0)
+    loader, _ = make_loader(tokenized, batch_size, PadCollator(tokenizer.pad_token_id), False, 0)
     model, loader = accelerator.prepare(model, loader)
     return predict_loader(model, loader, accelerator)
 
@@ -204,10 +199,12 @@ def count_steps(t: TrainConfig, batches_per_epoch: int) -> int:
     return min(total, t.max_steps) if t.max_steps else total
 
 
-def make_collator(tokenizer: PreTrainedTokenizerBase, precision: str) -> DataCollatorWithPadding:
+def make_collator(tokenizer: PreTrainedTokenizerBase, precision: str) -> PadCollator:
     # Multiples of 8 suit tensor cores under mixed precision; in fp32 they only add padding.
-    multiple = 8 if precision != "no" else None
-    return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=multiple, return_tensors="pt")
+    # The package's PadCollator, not DataCollatorWithPadding: the same tensors, but with
+    # MiniLM's fast tokenizer `tokenizer.pad` took 1962 against 130 us a batch of 16 and 24.5
+    # against 2.3 ms at 256 (2-core CPU), time a GPU step waits on.
+    return PadCollator(tokenizer.pad_token_id, 8 if precision != "no" else None)
 
 
 def make_loaders(
