@@ -631,13 +631,16 @@ def predict_speed_rows(
 def _child_predict(
     root: Path, run_dir: Path, pairs: int, batch: int, device: str, parallel: bool = True
 ) -> float:
-    """Seconds of one timed pass of `stance.benchmarks.predict` (after its warm-up pass) in a
+    """Seconds of one timed pass of `benchmarks.predict` (after its warm-up pass) in a
     fresh process, with the `stance` package of `root`; `parallel`: TOKENIZERS_PARALLELISM."""
     out = Path(tempfile.mkstemp(suffix=".json")[1])
     path = [str(root), str(SITE), os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p)}
     env["TOKENIZERS_PARALLELISM"] = "true" if parallel else "false"
-    cmd = [sys.executable, "-m", "stance.benchmarks.predict", "stance-fp32", str(run_dir)]
+    # The benchmarks left the installed package; an older checkout has them inside it.
+    inside = (root / "stance" / "benchmarks" / "predict.py").is_file()
+    module = "stance.benchmarks.predict" if inside else "benchmarks.predict"
+    cmd = [sys.executable, "-m", module, "stance-fp32", str(run_dir)]
     cmd += [str(pairs), str(batch), device, str(out)]
     proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=240)
     if proc.returncode != 0:

@@ -6,10 +6,15 @@ python scripts/bench_annotate.py [--seeds 20] [--retrain-every 5] [--c 1.0]
 
 import argparse
 import logging
+import sys
+from pathlib import Path
 
-from stance.annotate.learner import MiniLMEmbedder
-from stance.benchmarks.annotate import format_table, learning_curves, plot
-from stance.benchmarks.common import machine, write_json
+# The repository's benchmarks package, not pysbd's top-level `benchmarks`.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.annotate import format_table, learning_curves, plot  # noqa: E402
+from benchmarks.common import machine, write_json  # noqa: E402
+from stance.annotate.learner import MiniLMEmbedder  # noqa: E402
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__)

@@ -11,9 +11,14 @@ ONNX Runtime needs `pip install -e .[bench]`.
 
 import argparse
 import logging
+import sys
+from pathlib import Path
 
-from stance.benchmarks.common import write_json
-from stance.benchmarks.predict import ENGINES, agreement, profile, scaling, throughput
+# The repository's benchmarks package, not pysbd's top-level `benchmarks`.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import write_json  # noqa: E402
+from benchmarks.predict import ENGINES, agreement, profile, scaling, throughput  # noqa: E402
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__)

@@ -7,9 +7,14 @@ python scripts/bench_train.py [--steps 30] [--rounds 3] [--quality] [--epochs-on
 import argparse
 import json
 import logging
+import sys
+from pathlib import Path
 
-from stance.benchmarks.common import write_json
-from stance.benchmarks.train import epoch_scaling, profile, throughput, time_to_quality
+# The repository's benchmarks package, not pysbd's top-level `benchmarks`.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import write_json  # noqa: E402
+from benchmarks.train import epoch_scaling, profile, throughput, time_to_quality  # noqa: E402
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__)

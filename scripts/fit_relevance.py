@@ -9,12 +9,16 @@ the precision and recall of "on the claim" (kept) and "off the claim" (left out)
 
 import argparse
 import logging
+import sys
 import time
 from pathlib import Path
 
-from stance.benchmarks.common import machine
-from stance.benchmarks.relevance import fit_and_report
-from stance.relevance import THRESHOLD, MiniLMEmbedder
+# The repository's benchmarks package, not pysbd's top-level `benchmarks`.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import machine  # noqa: E402
+from benchmarks.relevance import fit_and_report  # noqa: E402
+from stance.relevance import THRESHOLD, MiniLMEmbedder  # noqa: E402
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__)

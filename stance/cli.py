@@ -31,6 +31,7 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     # Light imports only: --help and argument errors must not wait for torch.
     from . import predict_options
+    from .config import config_help
 
     parser = argparse.ArgumentParser(prog="stance", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -40,7 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", help="article .txt files")
     p.add_argument("--output", "-o", required=True, help="sentences.jsonl to write")
 
-    p = sub.add_parser("train", help="fine-tune a classifier from a config")
+    p = sub.add_parser(
+        "train",
+        help="fine-tune a classifier from a config",
+        description="Fine-tune a classifier from a YAML config; key=value overrides win.",
+        epilog=config_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_config_args(p)
     p.add_argument("--output-dir", help="run directory (default models/<name>)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
@@ -149,9 +156,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _check_model_dir(path: str) -> None:
-    """The model path error before torch loads: a typo should not take seconds to report."""
-    if not Path(path).is_dir():
-        raise StanceError(f"{path}: model directory not found (the hub is not used)")
+    """Model directory errors (missing, unfinished, pickle-only) before torch loads: a typo
+    should not take seconds to report."""
+    from .rundir import load_run
+
+    load_run(path)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

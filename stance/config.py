@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import math
 import reprlib
+import textwrap
 import types
 import typing
 from dataclasses import dataclass, field
@@ -22,6 +23,9 @@ import yaml
 
 from .errors import ConfigError
 from .labels import DEFAULT_CLAIM
+
+# Tokens per input when a config sets none; a run directory records its own (stance.rundir).
+DEFAULT_MAX_LENGTH = 128
 
 
 def _help(text: str, **kwargs: Any) -> Any:
@@ -54,7 +58,7 @@ class DataConfig:
     )
     claim: str = _help("claim for rows that carry none", default=DEFAULT_CLAIM)
     max_length: int = _help(
-        "max tokens per (claim, statement) pair; longer is truncated", default=128
+        "max tokens per (claim, statement) pair; longer is truncated", default=DEFAULT_MAX_LENGTH
     )
     paraphrases: int = _help(
         "extra training rows per row, each with another supporting statement of its group "
@@ -350,3 +354,28 @@ def to_dict(cfg: RunConfig) -> dict:
 
 def dump_config(cfg: RunConfig) -> str:
     return yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True)
+
+
+def config_help() -> str:
+    """Every config key with its type, default and help string (for `stance train --help`)."""
+    lines = ["config keys (YAML sections, or key=value overrides):"]
+
+    def walk(cls: type, prefix: str) -> None:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            key, tp = f"{prefix}{f.name}", hints[f.name]
+            if dataclasses.is_dataclass(tp):
+                lines.append(f"  {key}: {f.metadata.get('help', '')}")
+                walk(tp, f"{key}.")
+                continue
+            if f.default is not dataclasses.MISSING:
+                default = f"default {f.default!r}"
+            elif f.default_factory is not dataclasses.MISSING:
+                default = f"default {f.default_factory()!r}"
+            else:
+                default = "required"
+            text = f"{key} ({default}): {f.metadata.get('help', '')}"
+            lines.append(textwrap.fill(text, 100, initial_indent="    ", subsequent_indent=" " * 6))
+
+    walk(RunConfig, "")
+    return "\n".join(lines)

@@ -122,14 +122,26 @@ def _validate(row: dict, path: Path, lineno: int, claim: str | None) -> dict | N
     return record
 
 
-def _numbered_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+def json_lines(path: Path, refuse_binary: bool = False) -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes) of every non-blank line of a JSON Lines file, a leading UTF-8 BOM
+    removed; a missing, unreadable (or, with `refuse_binary`, binary) file is an InputError."""
     try:
-        with path.open("rb") as f:
-            yield from enumerate(f, start=1)
+        f = path.open("rb")
     except FileNotFoundError:
         raise InputError("no such file", path) from None
     except IsADirectoryError:
         raise InputError("is a directory, expected a .jsonl file", path) from None
+    except OSError as e:
+        raise InputError(f"cannot read: {e.strerror}", path) from None
+    with f:
+        if refuse_binary and b"\x00" in f.read(8192):
+            raise InputError("looks binary (NUL bytes), expected UTF-8 JSON Lines", path)
+        f.seek(0)
+        for lineno, raw in enumerate(f, start=1):
+            if lineno == 1:
+                raw = raw.removeprefix(b"\xef\xbb\xbf")
+            if raw.strip():
+                yield lineno, raw
 
 
 def read_statements(path: str | Path, claim: str | None = None) -> StatementFile:
@@ -139,11 +151,7 @@ def read_statements(path: str | Path, claim: str | None = None) -> StatementFile
     seen: dict[str, int] = {}
     sentences: dict[tuple[str, int], str] = {}  # (article_id, sentence_index) -> text
     places: list[tuple[str, int] | None] = []  # each kept row's place in its article
-    for lineno, raw in _numbered_lines(path):
-        if lineno == 1:
-            raw = raw.removeprefix(b"\xef\xbb\xbf")  # tolerate a UTF-8 BOM
-        if not raw.strip():
-            continue
+    for lineno, raw in json_lines(path):
         row = parse_json_line(raw, path, lineno)
         record = _validate(row, path, lineno, claim)
         row_id = str(row["id"])

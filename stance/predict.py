@@ -63,11 +63,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from .atomic import atomic_open
-from .data import parse_json_line
+from .data import json_lines, parse_json_line
 from .engine import (  # noqa: F401  (StancePredictor is part of this module's API)
     COLUMNS,
     DECIMALS,
-    DEFAULT_MAX_LENGTH,
     PROB_COLUMNS,
     PROBE,
     SORT_WINDOW,
@@ -141,32 +140,19 @@ def _read_stdin(max_bytes: int | None) -> Article:
 
 def _read_jsonl(path: Path, max_bytes: int | None) -> Iterator[Article | InputFailure]:
     """One article per line: {"id": ..., "text": ...}; a bad line fails alone."""
-    name = str(path)
-    try:
-        f = path.open("rb")
-    except FileNotFoundError:
-        raise InputError("no such file or directory", path) from None
-    except OSError as e:
-        raise InputError(f"cannot read: {e.strerror}", path) from None
-    with f:
-        if b"\x00" in f.read(8192):
-            raise InputError("looks binary (NUL bytes), expected UTF-8 JSON Lines", path)
-        f.seek(0)
-        found = False
-        for lineno, raw in enumerate(f, 1):
-            if not raw.strip():
-                continue
-            found = True
-            try:
-                yield _parse_jsonl_line(raw, path, lineno, max_bytes)
-            except InputError as e:
-                yield InputFailure(name, lineno, str(e))
+    found = False
+    for lineno, raw in json_lines(path, refuse_binary=True):
+        found = True
+        try:
+            yield _parse_jsonl_line(raw, path, lineno, max_bytes)
+        except InputError as e:
+            yield InputFailure(str(path), lineno, str(e))
     if not found:
         raise InputError("empty file (no JSON lines)", path)
 
 
 def _parse_jsonl_line(raw: bytes, path: Path, lineno: int, max_bytes: int | None) -> Article:
-    obj = parse_json_line(raw.removeprefix(b"\xef\xbb\xbf") if lineno == 1 else raw, path, lineno)
+    obj = parse_json_line(raw, path, lineno)
     text = obj.get("text")
     if not isinstance(text, str):
         what = "no 'text' field" if text is None else "'text' is not a string"

@@ -80,7 +80,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=_positive_int,
         default=None,
         help="tokens per (claim, sentence) pair; longer is truncated and counted "
-        "(default: the run's data.max_length, else 128)",
+        "(default: the length the model was trained with, from its config.json)",
     )
     p.add_argument(
         "--max-article-bytes",

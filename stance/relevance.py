@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 METHOD = "minilm-mean-cosine"
 # Fitted by `python scripts/fit_relevance.py` (2026-11-26, 2-core CPU): the cosine that keeps
-# 98% of the on-claim FNC-1 train pairs; see stance.benchmarks.relevance and BENCHMARKS.md.
+# 98% of the on-claim FNC-1 train pairs; see benchmarks/relevance.py and BENCHMARKS.md.
 THRESHOLD = 0.096
 
 _AGENCIES = "associated press|ap|reuters|afp|getty images|epa|shutterstock|pa"
@@ -99,7 +99,8 @@ class MiniLMEmbedder:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        from .modeling import check_model_dir, minilm_path
+        from .modeling import minilm_path
+        from .rundir import check_model_dir
 
         self.path = check_model_dir(path) if path is not None else minilm_path()
         self.model = AutoModel.from_pretrained(self.path, use_safetensors=True).eval()

@@ -139,14 +139,20 @@ def read_article(path: str | Path, max_bytes: int | None = None) -> str:
     return html_main_text(read_bytes(path, "an HTML page"), path)
 
 
+def decode_utf8(data: bytes, path: str | Path) -> str:
+    """Strict UTF-8 (a leading BOM tolerated); a bad byte is an InputError naming its line."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        message = f"not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start})"
+        raise InputError(message, path, line) from None
+
+
 def decode_text(data: bytes, path: str | Path) -> str:
     if b"\x00" in data[:8192]:
         raise InputError("looks binary (NUL bytes), expected UTF-8 text", path)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise InputError(f"not valid UTF-8 (byte {e.start})", path, line) from None
+    text = decode_utf8(data, path)
     if not text.strip():
         raise InputError("empty article", path)
     return text

@@ -18,6 +18,7 @@ from typing import Any
 
 from .atomic import atomic_open, atomic_write_text
 from .labels import LABELS
+from .plots import new_figure
 from .wording import plural
 
 logger = logging.getLogger(__name__)
@@ -128,14 +129,9 @@ def write_summary(path: str | Path, summary: dict[str, Any]) -> Path:
 
 def render_chart(articles: Sequence[dict[str, Any]], title: str = "") -> bytes:
     """PNG bytes: per article, stacked label shares (left) and the stance score (right)."""
-    # The object API with an explicit Agg canvas: no pyplot, no global backend switch.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     shown = list(articles[:MAX_PLOTTED])
     n = max(len(shown), 1)
-    fig = Figure(figsize=(11, 2.2 + 0.28 * n), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure((11, 2.2 + 0.28 * n))
     ax_share, ax_score = fig.subplots(1, 2, sharey=True, width_ratios=[3, 2])
     names = [str(a["article_id"])[:30] for a in shown]
     ys = list(range(len(shown)))

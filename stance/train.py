@@ -6,13 +6,10 @@ the run directory. The same code runs on CPU, one GPU (bf16) or many (`accelerat
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
-import shutil
-import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,25 +18,22 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, set_seed
 from datasets import Dataset
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_linear_schedule_with_warmup
 
-from . import card
 from .batching import MODEL_INPUTS, LengthGroupedBatches, PadCollator, tokenize
-from .config import RunConfig, dump_config
+from .checkpoints import last_checkpoint, save_checkpoint
+from .config import RunConfig, TrainConfig
 from .data import group_split, label_counts, load_sources, load_statements, paraphrase_claims
 from .errors import StanceError
 from .labels import LABELS
-from .metrics import compute_metrics, plot_confusion
-from .modeling import INCOMPLETE_MARKER, load_base
+from .metrics import compute_metrics
+from .modeling import load_base
+from .progress import Progress
+from .rundir import mark_incomplete, save_run
 
 logger = logging.getLogger(__name__)
-
-CHECKPOINT_DIR = "checkpoints"
-COMPLETE_MARKER = "COMPLETE"
-LOSS_READ_EVERY = 50  # steps between reads of the per-step losses (see LossLog)
 
 
 @dataclass
@@ -60,36 +54,6 @@ class TrainState:
 
     def load_state_dict(self, state: dict) -> None:
         self.__dict__.update(state)
-
-
-class LossLog:
-    """Per-step losses kept where they were computed, read into the history in batches.
-
-    `loss.item()` every step makes the host wait for the GPU at every step, so it cannot
-    queue the next step's kernels; reading a stack of them now and then gives the same
-    floats. Read before anything else enters the history (evaluations) and before a
-    checkpoint saves it, so the history is what per-step reads would have written.
-    """
-
-    def __init__(self, every: int = LOSS_READ_EVERY):
-        self.every = every
-        self._pending: list[tuple[int, torch.Tensor]] = []
-
-    def add(self, step: int, loss: torch.Tensor) -> bool:
-        """Keep one step's loss; True when it is time to read them."""
-        self._pending.append((step, loss.detach()))
-        return len(self._pending) >= self.every
-
-    def read_into(self, history: list[dict]) -> float | None:
-        """Append the pending losses to `history` in step order; the last one, if any."""
-        if not self._pending:
-            return None
-        values = torch.stack([loss for _, loss in self._pending]).tolist()  # one sync
-        history.extend(
-            {"step": step, "loss": v} for (step, _), v in zip(self._pending, values, strict=True)
-        )
-        self._pending.clear()
-        return values[-1]
 
 
 def choose_precision(setting: str) -> str:
@@ -196,41 +160,128 @@ def predict_pairs(
     return predict_loader(model, loader, accelerator)
 
 
-# ---------------------------------------------------------------- checkpoints
-
-
-def checkpoint_root(run_dir: Path) -> Path:
-    return run_dir / CHECKPOINT_DIR
-
-
-def last_checkpoint(run_dir: Path) -> Path | None:
-    """The newest checkpoint with its COMPLETE marker; half-written ones are ignored."""
-    root = checkpoint_root(run_dir)
-    done = [p for p in root.glob("step-*") if (p / COMPLETE_MARKER).is_file()]
-    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
-
-
-def save_checkpoint(
-    accelerator: Accelerator, run_dir: Path, state: TrainState, best: dict | None, keep: int
+def resume_from_checkpoint(
+    accelerator: Accelerator, run_dir: Path | None, tracker: EarlyStopping
 ) -> None:
-    root = checkpoint_root(run_dir)
-    final = root / f"step-{state.step:07d}"
-    partial = root / f"partial-step-{state.step:07d}"
-    if accelerator.is_main_process and partial.exists():
-        shutil.rmtree(partial)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(partial))  # model, optimizer, scheduler, RNG, TrainState
-    if accelerator.is_main_process:
-        if best is not None:
-            save_file(best, str(partial / "best_model.safetensors"))
-        (partial / COMPLETE_MARKER).write_text(f"{state.step}\n")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(partial, final)  # the marker and the name appear together
-        complete = sorted(p for p in root.glob("step-*") if (p / COMPLETE_MARKER).is_file())
-        for old in complete[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
+    """Load the newest complete checkpoint (weights, optimizer, scheduler, RNG, TrainState)
+    and the best weights kept so far; without one, the run starts afresh."""
+    ckpt = last_checkpoint(run_dir) if run_dir else None
+    if ckpt is None:
+        logger.warning("--resume: no complete checkpoint under %s; starting afresh", run_dir)
+        return
+    accelerator.load_state(str(ckpt))
+    if (ckpt / "best_model.safetensors").is_file():
+        tracker.best = load_file(str(ckpt / "best_model.safetensors"))
+    logger.info("resumed from %s (step %d)", ckpt, tracker.state.step)
+
+
+# ---------------------------------------------------------------- the loop's parts
+
+
+def make_optimizer(
+    model: torch.nn.Module, t: TrainConfig, total_steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW (no weight decay on biases and LayerNorm) with linear warm-up and decay."""
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
+    named = list(model.named_parameters())
+    groups = [
+        {
+            "params": [p for n, p in named if not n.endswith(no_decay)],
+            "weight_decay": t.weight_decay,
+        },
+        {"params": [p for n, p in named if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    # Fused AdamW runs on CPU too (torch >= 2.4): one kernel per step instead of a Python loop.
+    optimizer = torch.optim.AdamW(groups, lr=t.lr, fused=True)
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(t.warmup_ratio * total_steps), max(total_steps, 1)
+    )
+    return optimizer, scheduler
+
+
+def count_steps(t: TrainConfig, batches_per_epoch: int) -> int:
+    """Optimizer steps of the whole run, counted before `prepare` shards the loader (as
+    nlp_example does)."""
+    total = math.ceil(t.epochs * math.ceil(batches_per_epoch / t.grad_accum))
+    return min(total, t.max_steps) if t.max_steps else total
+
+
+def make_collator(tokenizer: PreTrainedTokenizerBase, precision: str) -> PadCollator:
+    # Multiples of 8 suit tensor cores under mixed precision; in fp32 they only add padding.
+    # The package's PadCollator, not DataCollatorWithPadding: the same tensors, but with
+    # MiniLM's fast tokenizer `tokenizer.pad` took 1962 against 130 us a batch of 16 and 24.5
+    # against 2.3 ms at 256 (2-core CPU), time a GPU step waits on.
+    return PadCollator(tokenizer.pad_token_id, 8 if precision != "no" else None)
+
+
+def make_loaders(
+    cfg: RunConfig,
+    tokenizer: PreTrainedTokenizerBase,
+    train_ds: Dataset,
+    dev_ds: Dataset | None,
+) -> tuple[DataLoader, DataLoader | None]:
+    """Tokenised, length-grouped loaders: shuffled for training, in length order for dev."""
+    t = cfg.train
+    collate = make_collator(tokenizer, choose_precision(t.mixed_precision))
+    pairs = cfg.model.kind != "sentence"  # a sentence model reads the statement alone
+    train_tok = tokenize(train_ds, tokenizer, cfg.data.max_length, pairs)
+    workers = t.loader_workers if t.loader_workers >= 0 else 2 * torch.cuda.is_available()
+    train_dl, _ = make_loader(train_tok, t.batch_size, collate, True, t.seed, workers)
+    if dev_ds is None:
+        return train_dl, None
+    dev_tok = tokenize(dev_ds, tokenizer, cfg.data.max_length, pairs)
+    return train_dl, make_loader(dev_tok, t.eval_batch_size, collate, False, t.seed)[0]
+
+
+@dataclass
+class EarlyStopping:
+    """Keeps the weights of the best dev macro-F1; says when patience has run out.
+
+    The counters live in the TrainState, so a checkpoint carries them; the best weights are
+    saved beside it (`best_model.safetensors`).
+    """
+
+    state: TrainState
+    patience: int  # evaluations without gain before stopping; 0: never stop
+    best: dict | None = None
+
+    def observe(self, metrics: dict, model: torch.nn.Module) -> bool:
+        """Record one evaluation (history, best weights); True when training should stop."""
+        s, f1 = self.state, metrics["macro_f1"]
+        s.history.append(
+            {
+                "step": s.step,
+                "epoch": s.epoch,
+                "dev_macro_f1": f1,
+                "dev_accuracy": metrics["accuracy"],
+            }
+        )
+        if f1 > s.best_f1:
+            s.best_f1, s.best_step, s.evals_without_gain = f1, s.step, 0
+            weights = model.state_dict()
+            self.best = {
+                k: v.detach().to("cpu", copy=True).contiguous() for k, v in weights.items()
+            }
+        else:
+            s.evals_without_gain += 1
+        logger.info(
+            "step %d dev macro-F1 %.4f (best %.4f at step %d)", s.step, f1, s.best_f1, s.best_step
+        )
+        return bool(self.patience) and s.evals_without_gain >= self.patience
+
+
+def train_step(p: Prepared, batch: dict, max_grad_norm: float) -> torch.Tensor:
+    """One forward/backward (an optimizer step when accumulation is complete); the loss."""
+    with p.accelerator.accumulate(p.model):
+        logits = p.model(**model_inputs(batch)).logits  # (B, C)
+        loss = weighted_loss(logits, batch["labels"], batch["weight"], p.cls_weight)
+        p.accelerator.backward(loss)
+        if p.accelerator.sync_gradients and max_grad_norm:
+            p.accelerator.clip_grad_norm_(p.model.parameters(), max_grad_norm)
+        p.optimizer.step()
+        p.scheduler.step()
+        p.optimizer.zero_grad(set_to_none=True)
+    return loss
 
 
 # ---------------------------------------------------------------- the loop
@@ -243,6 +294,48 @@ class FitResult:
     dev_metrics: dict | None
     seconds: float
     eval_times: list[tuple[int, float, float]] = field(default_factory=list)  # step, s, F1
+
+
+@dataclass
+class Prepared:
+    """What the loop works on, wrapped by `accelerator.prepare`."""
+
+    accelerator: Accelerator
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    train_dl: DataLoader
+    dev_dl: DataLoader | None
+    cls_weight: torch.Tensor  # (C,) loss weight per label
+    total_steps: int
+
+
+def prepare(
+    cfg: RunConfig,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    train_ds: Dataset,
+    dev_ds: Dataset | None,
+    accelerator: Accelerator,
+) -> Prepared:
+    """Loaders, loss weights, optimizer and schedule, handed to accelerate."""
+    t = cfg.train
+    train_dl, dev_dl = make_loaders(cfg, tokenizer, train_ds, dev_ds)
+    cls_weight = (
+        class_weights(list(train_ds["label"]), list(train_ds["weight"]))
+        if t.class_weights
+        else torch.ones(len(LABELS))
+    )
+    total_steps = count_steps(t, len(train_dl))
+    optimizer, scheduler = make_optimizer(model, t, total_steps)
+    model, optimizer, train_dl, scheduler = accelerator.prepare(
+        model, optimizer, train_dl, scheduler
+    )
+    dev_dl = accelerator.prepare(dev_dl) if dev_dl is not None else None
+    return Prepared(
+        accelerator, model, optimizer, scheduler, train_dl, dev_dl,
+        cls_weight.to(accelerator.device), total_steps,
+    )  # fmt: skip
 
 
 def fit(
@@ -259,181 +352,89 @@ def fit(
 
     Returns the best (or, without dev, the last) weights loaded into the unwrapped model.
     """
-    t = cfg.train
-    precision = choose_precision(t.mixed_precision)
     accelerator = accelerator or make_accelerator(cfg)
-    if t.num_threads:
-        torch.set_num_threads(t.num_threads)
-    set_seed(t.seed)
-    if t.compile:
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)
+    set_seed(cfg.train.seed)
+    if cfg.train.compile:
         model.compile()  # in place: state_dict keys and checkpoints stay as they are
     start = time.perf_counter()
-
-    pad_multiple = 8 if precision != "no" else None
-    collate = PadCollator(tokenizer.pad_token_id, pad_multiple)
-    pairs = cfg.model.kind != "sentence"  # a sentence model reads the statement alone
-    train_tok = tokenize(train_ds, tokenizer, cfg.data.max_length, pairs)
-    workers = t.loader_workers if t.loader_workers >= 0 else 2 * torch.cuda.is_available()
-    train_dl, _ = make_loader(train_tok, t.batch_size, collate, True, t.seed, workers)
-    dev_dl = None
-    if dev_ds is not None:
-        dev_tok = tokenize(dev_ds, tokenizer, cfg.data.max_length, pairs)
-        dev_dl, _ = make_loader(dev_tok, t.eval_batch_size, collate, False, t.seed)
-    cls_weight = (
-        class_weights(list(train_ds["label"]), list(train_ds["weight"])).to(accelerator.device)
-        if t.class_weights
-        else torch.ones(len(LABELS), device=accelerator.device)
-    )
-
-    # Total optimizer steps, counted before `prepare` shards the loader (as nlp_example does).
-    steps_per_epoch = math.ceil(len(train_dl) / t.grad_accum)
-    total_steps = math.ceil(t.epochs * steps_per_epoch)
-    if t.max_steps:
-        total_steps = min(total_steps, t.max_steps)
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
-    groups = [
-        {
-            "params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
-            "weight_decay": t.weight_decay,
-        },
-        {
-            "params": [p for n, p in model.named_parameters() if n.endswith(no_decay)],
-            "weight_decay": 0.0,
-        },
-    ]
-    # Fused AdamW runs on CPU too (torch >= 2.4): one kernel per step instead of a Python loop.
-    optimizer = torch.optim.AdamW(groups, lr=t.lr, fused=True)
-    scheduler = get_linear_schedule_with_warmup(
-        optimizer, int(t.warmup_ratio * total_steps), max(total_steps, 1)
-    )
-    model, optimizer, train_dl, scheduler = accelerator.prepare(
-        model, optimizer, train_dl, scheduler
-    )
-    if dev_dl is not None:
-        dev_dl = accelerator.prepare(dev_dl)
+    p = prepare(cfg, model, tokenizer, train_ds, dev_ds, accelerator)
     state = TrainState()
     accelerator.register_for_checkpointing(state)
-
-    best: dict | None = None
-    eval_times: list[tuple[int, float, float]] = []
+    tracker = EarlyStopping(state, cfg.train.patience)
     if resume:
-        ckpt = last_checkpoint(run_dir) if run_dir else None
-        if ckpt is None:
-            logger.warning("--resume: no complete checkpoint under %s; starting afresh", run_dir)
-        else:
-            accelerator.load_state(str(ckpt))
-            if (ckpt / "best_model.safetensors").is_file():
-                best = load_file(str(ckpt / "best_model.safetensors"))
-            logger.info("resumed from %s (step %d)", ckpt, state.step)
+        resume_from_checkpoint(accelerator, run_dir, tracker)
+    progress = Progress(accelerator, p.total_steps, state.step)
+    eval_times: list[tuple[int, float, float]] = []
 
-    def evaluate_and_track() -> bool:
-        """Evaluate on dev, keep the best weights; True when patience has run out."""
-        nonlocal best
-        read_losses()  # the steps before this evaluation come first in the history
-        metrics = compute_metrics(*predict_loader(model, dev_dl, accelerator))
+    def evaluate() -> bool:
+        """Score dev, keep the best weights; True when patience has run out."""
+        progress.read_losses(state)  # the steps before this evaluation come first in history
+        metrics = compute_metrics(*predict_loader(p.model, p.dev_dl, accelerator))
         eval_times.append((state.step, time.perf_counter() - start, metrics["macro_f1"]))
-        state.history.append(
-            {
-                "step": state.step,
-                "epoch": state.epoch,
-                "dev_macro_f1": metrics["macro_f1"],
-                "dev_accuracy": metrics["accuracy"],
-            }
-        )
-        if metrics["macro_f1"] > state.best_f1:
-            state.best_f1, state.best_step, state.evals_without_gain = (
-                metrics["macro_f1"],
-                state.step,
-                0,
-            )
-            weights = accelerator.unwrap_model(model).state_dict()
-            best = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in weights.items()}
-        else:
-            state.evals_without_gain += 1
-        logger.info(
-            "step %d dev macro-F1 %.4f (best %.4f at step %d)",
-            state.step,
-            metrics["macro_f1"],
-            state.best_f1,
-            state.best_step,
-        )
-        return bool(t.patience) and state.evals_without_gain >= t.patience
+        return tracker.observe(metrics, accelerator.unwrap_model(p.model))
 
-    losses = LossLog()
+    train_loop(cfg.train, p, state, progress, evaluate, tracker, run_dir)
+    progress.close(state)
 
-    def read_losses() -> None:
-        last = losses.read_into(state.history)
-        if last is not None:
-            bar.set_postfix(loss=f"{last:.4f}", ex_s=f"{rate:.1f}")
+    unwrapped = accelerator.unwrap_model(p.model)
+    dev_metrics = None
+    if p.dev_dl is not None:
+        # The step limit ends the loop before the epoch's own evaluation (and epochs=0 never
+        # reaches one): the final weights are candidates too.
+        evaluated = [h["step"] for h in state.history if "dev_macro_f1" in h]
+        if not evaluated or evaluated[-1] != state.step:
+            evaluate()
+        if tracker.best is not None:
+            unwrapped.load_state_dict(tracker.best)
+        dev_metrics = compute_metrics(*predict_loader(p.model, p.dev_dl, accelerator))
+    return FitResult(unwrapped, state, dev_metrics, time.perf_counter() - start, eval_times)
 
+
+def train_loop(
+    t: TrainConfig,
+    p: Prepared,
+    state: TrainState,
+    progress: Progress,
+    evaluate: Callable[[], bool],
+    tracker: EarlyStopping,
+    run_dir: Path | None,
+) -> None:
+    """Epochs of steps from wherever `state` stands; evaluate and checkpoint on schedule."""
+    accelerator, model = p.accelerator, p.model
     model.train()
-    rate = 0.0
-    bar = tqdm(
-        mininterval=1.0 if sys.stderr.isatty() else 30.0,  # keep CI logs short
-        total=total_steps,
-        initial=state.step,
-        desc="training",
-        unit="step",
-        disable=not accelerator.is_local_main_process,
-    )
-    stop = state.step >= total_steps
-    window_examples, window_start = 0, time.perf_counter()
+    stop = state.step >= p.total_steps
     while not stop and state.epoch < math.ceil(t.epochs):
-        train_dl.set_epoch(state.epoch)  # accelerate passes it on to the batch sampler
-        loader = (
-            accelerator.skip_first_batches(train_dl, state.batches_in_epoch)
-            if state.batches_in_epoch
-            else train_dl
-        )
-        for batch in loader:
-            with accelerator.accumulate(model):
-                logits = model(**model_inputs(batch)).logits  # (B, C)
-                loss = weighted_loss(logits, batch["labels"], batch["weight"], cls_weight)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and t.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), t.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
+        p.train_dl.set_epoch(state.epoch)  # accelerate passes it on to the batch sampler
+        for batch in skip_done(accelerator, p.train_dl, state.batches_in_epoch):
+            loss = train_step(p, batch, t.max_grad_norm)
             state.batches_in_epoch += 1
             n = batch["labels"].shape[0] * accelerator.num_processes
             state.examples_seen += n
-            window_examples += n
+            progress.examples(n)
             if not accelerator.sync_gradients:
                 continue
             state.step += 1
-            rate = window_examples / max(time.perf_counter() - window_start, 1e-9)
-            bar.update(1)
-            if losses.add(state.step, loss):
-                read_losses()
-            if dev_dl is not None and t.eval_every and state.step % t.eval_every == 0:
-                stop = evaluate_and_track()
+            progress.step(state, loss)
+            if p.dev_dl is not None and t.eval_every and state.step % t.eval_every == 0:
+                stop = evaluate()
             if t.checkpoint_every and run_dir and state.step % t.checkpoint_every == 0:
-                read_losses()  # the history is part of the checkpoint
-                save_checkpoint(accelerator, run_dir, state, best, t.keep_checkpoints)
-            if stop or state.step >= total_steps:
+                progress.read_losses(state)  # the history is part of the checkpoint
+                save_checkpoint(accelerator, run_dir, state, tracker.best, t.keep_checkpoints)
+            if stop or state.step >= p.total_steps:
                 stop = True
                 break
         else:
             state.epoch += 1
             state.batches_in_epoch = 0
-            if dev_dl is not None and not t.eval_every:
-                stop = evaluate_and_track() or stop
-    read_losses()
-    bar.close()
+            if p.dev_dl is not None and not t.eval_every:
+                stop = evaluate() or stop
 
-    unwrapped = accelerator.unwrap_model(model)
-    dev_metrics = None
-    if dev_dl is not None:
-        evaluated = [h["step"] for h in state.history if "dev_macro_f1" in h]
-        if not evaluated or evaluated[-1] != state.step:
-            # The step limit ends the loop before the epoch's own evaluation (and epochs=0
-            # never reaches one): the final weights are candidates too.
-            evaluate_and_track()
-        if best is not None:
-            unwrapped.load_state_dict(best)
-        dev_metrics = compute_metrics(*predict_loader(model, dev_dl, accelerator))
-    return FitResult(unwrapped, state, dev_metrics, time.perf_counter() - start, eval_times)
+
+def skip_done(accelerator: Accelerator, loader: DataLoader, batches: int) -> DataLoader:
+    """The loader, past the batches of this epoch a resumed run has already trained on."""
+    return accelerator.skip_first_batches(loader, batches) if batches else loader
 
 
 # ---------------------------------------------------------------- a whole run
@@ -492,44 +493,9 @@ def run_training(cfg: RunConfig, resume: bool = False) -> dict:
         "history": result.state.history,
     }
     if accelerator.is_main_process:
-        save_run(cfg, result.model, tokenizer, metrics, run_dir)
+        save_run(cfg, result.model, metrics, tokenizer)
     accelerator.wait_for_everyone()
     return metrics
-
-
-def save_run(
-    cfg: RunConfig,
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    metrics: dict,
-    run_dir: Path,
-) -> None:
-    model.config.stance_claim = cfg.data.claim  # predict's default claim travels with the model
-    model.save_pretrained(run_dir)
-    tokenizer.save_pretrained(run_dir)
-    card.plot_history(metrics["history"], run_dir / "training_curves.png", metrics["best_step"])
-    finish_run(cfg, metrics, card.model_card(cfg, metrics), run_dir)
-
-
-def mark_incomplete(cfg: RunConfig, run_dir: Path) -> None:
-    """Mark the run directory unfinished until `finish_run` (model loading refuses it): a
-    failed run must not leave a config.yaml that predict would read beside other weights."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / INCOMPLETE_MARKER).write_text(
-        "training did not finish; retrain (or --resume) to complete this run\n" + dump_config(cfg),
-        encoding="utf-8",
-    )
-
-
-def finish_run(cfg: RunConfig, metrics: dict, model_card: str, run_dir: Path) -> None:
-    """The files every run directory has besides its weights, then the marker removed."""
-    (run_dir / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    if metrics.get("dev"):
-        plot_confusion(metrics["dev"], run_dir / "confusion_matrix.png", f"{cfg.name}: dev")
-    (run_dir / "README.md").write_text(model_card, encoding="utf-8")
-    (run_dir / INCOMPLETE_MARKER).unlink(missing_ok=True)  # last: every file above is written
-    logger.info("saved run to %s", run_dir)
 
 
 def check_trainable(cfg: RunConfig) -> None:

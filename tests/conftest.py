@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 ROOT = Path(__file__).resolve().parents[1]
+# The repository's benchmarks package first, before pysbd's top-level `benchmarks`.
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 SEEDS = ROOT / "seeds"
 DATA = ROOT / "data" / "withdrawal.jsonl"
 SHARED = Path(os.environ.get("STANCE_SHARED", ROOT.parent / "shared"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from annotate_fakes import KeywordEmbedder
 
-from stance.benchmarks.annotate import format_table, learning_curves, oracle_rows, plot, summary
+from benchmarks.annotate import format_table, learning_curves, oracle_rows, plot, summary
 
 
 def test_oracle_is_the_seed_file_with_skips():

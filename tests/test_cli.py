@@ -13,6 +13,10 @@ import pytest
     [
         (["--help"], 0, ""),
         (["predict", "--help"], 0, ""),
+        (["segment", "--help"], 0, ""),
+        (["train", "--help"], 0, ""),
+        (["cv", "--help"], 0, ""),
+        (["import", "--help"], 0, ""),
         (["train", "--config", "nope.yaml"], 2, "nope.yaml: no such config file"),
         (["cv", "--config", "nope.yaml"], 2, "nope.yaml: no such config file"),
         (["split", "--config", "nope.yaml", "-o", "x"], 2, "nope.yaml: no such config file"),
@@ -36,3 +40,5 @@ def test_usage_errors_answer_without_torch(argv, code, message, tmp_path):
     assert message in proc.stderr
     if argv[-1] == "--help" and argv[0] == "predict":
         assert "exit codes" in proc.stdout and "3 every input failed" in proc.stdout
+    if argv[-1] == "--help" and argv[0] == "train":  # the config's own help strings
+        assert "train.lr (default 5e-05): peak learning rate of AdamW" in proc.stdout

@@ -13,8 +13,8 @@ from stance.data import load_statements
 from stance.engine import StancePredictor
 from stance.errors import ConfigError, StanceError
 from stance.fewshot import contrastive_pairs, predict_proba, train_sentence_model
-from stance.fewshot_run import is_sentence_run, load_sentence_model, save_sentence_model
 from stance.labels import LABELS
+from stance.rundir import load_run, load_sentence_model, save_sentence_model
 
 CONFIG = ROOT / "configs" / "tiny-fewshot.yaml"
 
@@ -49,7 +49,7 @@ def test_run_directory_is_self_describing_and_pickle_free(run_dir):
     assert (run_dir / "body" / "modules.json").is_file()
     assert not [p for p in run_dir.rglob("*") if p.suffix in (".bin", ".pt", ".pkl", ".pth")]
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["stance_kind"] == "sentence" and is_sentence_run(run_dir)
+    assert config["stance_kind"] == "sentence" and load_run(run_dir).kind == "sentence"
     assert set(config["id2label"].values()) == set(LABELS)
     assert config["stance_claim"] and config["stance_max_length"] == 64
     tokenizer_config = json.loads((run_dir / "body" / "tokenizer_config.json").read_text())

@@ -1,7 +1,8 @@
 import pytest
 
 from stance.labels import LABELS
-from stance.metrics import compute_metrics, format_metrics, load_metric, plot_confusion
+from stance.metrics import compute_metrics, format_metrics, load_metric
+from stance.plots import plot_confusion
 
 
 def test_metric_is_an_evaluate_module():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import FakeEmbedder
 
-from stance.benchmarks.relevance import pr_row, recall_threshold, youden_threshold
+from benchmarks.relevance import pr_row, recall_threshold, youden_threshold
 from stance.labels import DEFAULT_CLAIM
 from stance.relevance import THRESHOLD, RelevanceScorer, article_cues, furniture_cue
 

@@ -9,19 +9,13 @@ from conftest import DATA, ROOT, tiny_config
 from transformers import pipeline
 
 import stance
+from stance.checkpoints import COMPLETE_MARKER, last_checkpoint
 from stance.cli import main
 from stance.data import load_statements, to_dataset
 from stance.errors import ConfigError
 from stance.labels import LABELS
 from stance.modeling import load_base, load_classifier
-from stance.train import (
-    COMPLETE_MARKER,
-    class_weights,
-    fit,
-    last_checkpoint,
-    run_training,
-    weighted_loss,
-)
+from stance.train import class_weights, fit, run_training, weighted_loss
 
 PACKAGE = Path(stance.__file__).parent
 
@@ -251,7 +245,7 @@ def test_cli_split_writes_the_split_a_run_trains_on(tmp_path, capsys):
 
 
 def test_loss_log_reads_the_same_floats_in_step_order():
-    from stance.train import LossLog
+    from stance.progress import LossLog
 
     log, history = LossLog(every=3), [{"step": 0, "dev_macro_f1": 0.5}]
     losses = [torch.tensor(x, dtype=torch.float32) for x in (0.1, 1 / 3, 2.5, 7.0)]

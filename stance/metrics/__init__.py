@@ -1,4 +1,4 @@
-"""Metrics: the package's own `evaluate` module, plus formatting and plots."""
+"""Metrics: the package's own `evaluate` module, and their text form (the chart: stance.plots)."""
 
 from __future__ import annotations
 
@@ -42,28 +42,3 @@ def format_metrics(metrics: dict) -> str:
     cm = metrics["confusion_matrix"]
     lines.append("confusion (rows gold, cols predicted): " + "  ".join(map(str, cm)))
     return "\n".join(lines)
-
-
-def plot_confusion(metrics: dict, path: str | Path, title: str = "") -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cm = metrics["confusion_matrix"]
-    fig, ax = plt.subplots(figsize=(4.2, 3.6), dpi=120)
-    ax.imshow(cm, cmap="Blues")
-    ax.set_xticks(range(len(LABELS)), LABELS)
-    ax.set_yticks(range(len(LABELS)), LABELS)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("gold")
-    peak = max(max(row) for row in cm) or 1
-    for i, row in enumerate(cm):
-        for j, v in enumerate(row):
-            ax.text(
-                j, i, str(v), ha="center", va="center", color="white" if v > peak / 2 else "black"
-            )
-    ax.set_title(title or f"macro-F1 {metrics['macro_f1']:.3f}, accuracy {metrics['accuracy']:.3f}")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)

@@ -24,10 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..importers import _read_table
-from ..labels import DEFAULT_CLAIM
-from ..relevance import RelevanceScorer, article_cues
-from ..segment import split_sentences
+from stance.importers import _read_table
+from stance.labels import DEFAULT_CLAIM
+from stance.relevance import RelevanceScorer, article_cues
+from stance.segment import split_sentences
+
 from .common import ROOT, SEED_DATA, table
 
 RECALL_TARGET = 0.98

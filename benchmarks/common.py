@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import atomic_write_text
-from ..data import load_statements
+from stance.atomic import atomic_write_text
+from stance.data import load_statements
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 SEED_DATA = ROOT / "data" / "withdrawal.jsonl"
 
 

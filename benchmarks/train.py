@@ -18,11 +18,12 @@ from accelerate.utils import set_seed
 from datasets import Dataset, concatenate_datasets
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-from ..batching import tokenize
-from ..config import load_config
-from ..data import group_split, load_statements
-from ..modeling import load_base
-from ..train import fit
+from stance.batching import tokenize
+from stance.config import load_config
+from stance.data import group_split, load_statements
+from stance.modeling import load_base
+from stance.train import fit
+
 from .common import (
     ROOT,
     SEED_DATA,
@@ -204,7 +205,7 @@ def time_to_quality(seed: int = 42) -> dict:
         start = time.perf_counter()
         trainer.train()
         trainer_seconds = time.perf_counter() - start
-        from ..metrics import compute_metrics
+        from stance.metrics import compute_metrics
 
         pred = trainer.predict(trainer.eval_dataset)
         trainer_f1 = compute_metrics(pred.predictions.argmax(-1), pred.label_ids)["macro_f1"]

@@ -60,7 +60,7 @@ def _alternative_net(engine: str, predictor, tmp: str):
     """The forward of an ALTERNATIVES engine, on the predictor's own weights and batches."""
     import torch
 
-    from ..engine import FastBertClassifier, _int8_layer
+    from stance.engine import FastBertClassifier, _int8_layer
 
     if engine == "torchao-int8":  # torch.ao dynamic quantisation: one scale per tensor
         from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
@@ -98,7 +98,7 @@ def _alternative_net(engine: str, predictor, tmp: str):
 def _engine_predictor(engine: str, model: str, batch_size: int, device: str, tmp: str):
     """A StancePredictor running `engine`: stance's own forward, or an ALTERNATIVES one on
     the same weights and the same length-sorted batches."""
-    from ..predict import StancePredictor
+    from stance.predict import StancePredictor
 
     quantize = "int8" if engine == "stance-int8" else "none"
     predictor = StancePredictor(model, quantize=quantize, batch_size=batch_size, device=device)
@@ -125,7 +125,7 @@ def _measure(engine: str, model: str, n: int, batch_size: int, device: str, out:
         seconds = time.perf_counter() - start
         labels = [o["label"] for o in outputs]
     else:
-        from ..labels import LABELS
+        from stance.labels import LABELS
 
         pairs = list(zip(claims, texts, strict=True))
         with tempfile.TemporaryDirectory() as tmp:
@@ -147,7 +147,7 @@ def _run_child(engine: str, model: str, n: int, batch_size: int, device: str) ->
         cmd = [
             sys.executable,
             "-m",
-            "stance.benchmarks.predict",
+            "benchmarks.predict",
             engine,
             model,
             str(n),
@@ -155,7 +155,8 @@ def _run_child(engine: str, model: str, n: int, batch_size: int, device: str) ->
             device,
             f.name,
         ]
-        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        # From the repository root, where `benchmarks` is this folder (not pysbd's package).
+        subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
         return json.loads(Path(f.name).read_text())
 
 
@@ -243,8 +244,8 @@ def agreement(model: str, bodies_csv: str, articles: int = 120) -> str:
     import csv
     import itertools
 
-    from ..engine import DEFAULT_BATCH_SIZE
-    from ..segment import split_sentences
+    from stance.engine import DEFAULT_BATCH_SIZE
+    from stance.segment import split_sentences
 
     seeds = sorted((ROOT / "seeds").glob("*.txt"))
     with open(bodies_csv, encoding="utf-8", newline="") as f:
@@ -278,7 +279,7 @@ def agreement(model: str, bodies_csv: str, articles: int = 120) -> str:
 
 def profile(model: str, n: int = 512, batch_size: int = 32, quantize: str = "int8") -> str:
     """torch.profiler's top operators (self CPU time) for one engine pass over `n` pairs."""
-    from ..predict import StancePredictor
+    from stance.predict import StancePredictor
 
     predictor = StancePredictor(model, quantize=quantize, batch_size=batch_size, device="cpu")
     pairs = list(zip(*seed_pairs(n), strict=True))

@@ -19,10 +19,12 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..annotate.active import ActiveQueue
-from ..annotate.learner import CachedEmbedder, Embedder, LogisticHead
-from ..labels import LABEL2ID
-from ..metrics import compute_metrics
+from stance.annotate.active import ActiveQueue
+from stance.annotate.learner import CachedEmbedder, Embedder, LogisticHead
+from stance.labels import LABEL2ID
+from stance.metrics import compute_metrics
+from stance.plots import new_figure, save_figure
+
 from .common import SEED_DATA, table
 
 logger = logging.getLogger(__name__)
@@ -163,13 +165,10 @@ def format_table(result: dict) -> str:
 
 
 def plot(result: dict, path: str | Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Learning curves (mean macro-F1 +- std per label budget), one line per arm."""
     stats = summary(result)
-    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
+    fig = new_figure((6, 3.6))
+    ax = fig.subplots()
     for arm, per in stats.items():
         points = [(int(b), m, s) for b, (m, s, _) in per.items() if b != "all"]
         xs, ms, ss = zip(*points, strict=True)
@@ -185,7 +184,4 @@ def plot(result: dict, path: str | Path) -> None:
     ax.set_title("stance annotate: head on MiniLM embeddings, leave one article out", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
