@@ -60,14 +60,14 @@ def _alternative_net(engine: str, predictor, tmp: str):
     """The forward of an ALTERNATIVES engine, on the predictor's own weights and batches."""
     import torch
 
-    from stance.engine import FastBertClassifier, _int8_layer
+    from stance.kernels import FastBertClassifier, int8_layer
 
     if engine == "torchao-int8":  # torch.ao dynamic quantisation: one scale per tensor
         from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
         net = FastBertClassifier(predictor.model).eval()
         names = [n for n, m in net.named_modules() if isinstance(m, torch.nn.Linear)]
-        spec = {n: per_channel_dynamic_qconfig for n in names if _int8_layer(n)}
+        spec = {n: per_channel_dynamic_qconfig for n in names if int8_layer(n)}
         return quantize_dynamic(net, spec, dtype=torch.qint8)
     if engine == "compile-fp32":  # inductor with weight freezing (its own oneDNN packing)
         import torch._inductor.config
@@ -244,7 +244,7 @@ def agreement(model: str, bodies_csv: str, articles: int = 120) -> str:
     import csv
     import itertools
 
-    from stance.engine import DEFAULT_BATCH_SIZE
+    from stance.predict_options import DEFAULT_BATCH_SIZE
     from stance.segment import split_sentences
 
     seeds = sorted((ROOT / "seeds").glob("*.txt"))

@@ -113,12 +113,12 @@ def all_linears_int8(model: str, batch_size: int):
     from stance import engine
     from stance.engine import StancePredictor
 
-    kept = engine._ffn_layer
-    engine._ffn_layer = lambda name: True
+    kept = engine.ffn_layer
+    engine.ffn_layer = lambda name: True
     try:
         return StancePredictor(model, batch_size=batch_size, quantize="int8")
     finally:
-        engine._ffn_layer = kept
+        engine.ffn_layer = kept
 
 
 if __name__ == "__main__":

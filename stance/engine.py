@@ -19,452 +19,37 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .errors import InputError, StanceError
+from .errors import StanceError
+from .kernels import (
+    FastBertClassifier,
+    TransformersForward,
+    ffn_layer,
+    int8_layer,
+    quantize_int8,
+)
 from .labels import LABELS
-from .predict_options import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_CHARS  # noqa: F401 (re-exported)
+from .predict_options import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_CHARS
+from .records import Article, ArticleResult, SentencePrediction, as_articles, iter_chunks
+from .runtime import release_memory, resolve_device, set_threads, tune_allocator
 from .segment import normalise, split_sentences
 
 logger = logging.getLogger(__name__)
 
+
 SORT_WINDOW = 4096
-DECIMALS = 6
-PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{label}" for label in LABELS)
-# on_claim: whether the sentence bears on the claim (stance.relevance; null when not judged),
-# claim_similarity: the cosine that decided it, furniture: the page-furniture cue it matched.
-RELEVANCE_COLUMNS: tuple[str, ...] = ("on_claim", "claim_similarity", "furniture")
-COLUMNS: tuple[str, ...] = (
-    *("article_id", "sentence_index", "text", "label", "score"),
-    *PROB_COLUMNS,
-    *RELEVANCE_COLUMNS,
-)
 PROBE = "A longer probe sentence, so that the batch has padding in it, to check the encoder."
 
 Progress = Callable[[int], None]
 # A window's token ids, type ids (None: the model reads none) and truncated flags.
 Window = tuple[list[list[int]], list[list[int]] | None, np.ndarray]
-
-
-# ---------------------------------------------------------------- records
-
-
-@dataclass(frozen=True)
-class Article:
-    """One article to classify; `source` and `line` say where it came from (for messages)."""
-
-    article_id: str
-    text: str
-    source: str = "<api>"
-    line: int | None = None
-
-
-@dataclass(frozen=True)
-class InputFailure:
-    """An input (or one JSONL line) that could not be used; `error` names it."""
-
-    input: str
-    line: int | None
-    error: str
-
-    @classmethod
-    def from_error(cls, e: InputError, name: str) -> InputFailure:
-        return cls(e.path or name, e.line, str(e))
-
-
-@dataclass
-class SentencePrediction:
-    """The stance of one sentence; `probs` has every label, `score` is probs[label]."""
-
-    article_id: str
-    sentence_index: int
-    text: str
-    label: str
-    score: float
-    probs: dict[str, float]
-    truncated: bool = False
-    on_claim: bool | None = None  # None: relevance not judged
-    claim_similarity: float | None = None
-    furniture: str | None = None
-
-    def as_row(self) -> dict[str, Any]:
-        """The output row: COLUMNS, with flat p_<label> probabilities."""
-        return output_row(
-            self.article_id, self.sentence_index, self.text, LABELS.index(self.label),
-            [self.probs[label] for label in LABELS], self.on_claim, self.claim_similarity,
-            self.furniture,
-        )  # fmt: skip
-
-
-def output_row(
-    article_id: str,
-    index: int,
-    text: str,
-    label_id: int,
-    probs: Sequence[float],
-    on_claim: bool | None,
-    similarity: float | None,
-    furniture: str | None,
-) -> dict[str, Any]:
-    """One row of `stance predict`'s output (COLUMNS); probabilities in LABELS order."""
-    row = {
-        "article_id": article_id,
-        "sentence_index": index,
-        "text": text,
-        "label": LABELS[label_id],
-        "score": probs[label_id],
-    }
-    row.update(zip(PROB_COLUMNS, probs, strict=True))
-    row.update(on_claim=on_claim, claim_similarity=similarity, furniture=furniture)
-    return row
-
-
-@dataclass
-class ArticleResult:
-    """Every sentence of one article with its probabilities (N, len(LABELS)) in LABELS order."""
-
-    article_id: str
-    sentences: list[str]
-    probs: np.ndarray
-    truncated: np.ndarray
-    relevance: Any = None  # stance.relevance.Relevance, when judged
-
-    @property
-    def label_ids(self) -> np.ndarray:
-        return self.probs.argmax(axis=1) if len(self.sentences) else np.zeros(0, dtype=int)
-
-    def predictions(self) -> list[SentencePrediction]:
-        out = []
-        for i, (text, k, p, t) in enumerate(
-            zip(self.sentences, self.label_ids, self.probs, self.truncated, strict=True)
-        ):
-            probs = {label: float(x) for label, x in zip(LABELS, p, strict=True)}
-            pred = SentencePrediction(
-                self.article_id, i, text, LABELS[k], float(p[k]), probs, bool(t)
-            )
-            if self.relevance is not None:
-                pred.on_claim = bool(self.relevance.on_claim[i])
-                pred.claim_similarity = round(float(self.relevance.similarity[i]), DECIMALS)
-                pred.furniture = self.relevance.cues[i]
-            out.append(pred)
-        return out
-
-    def to_record(self) -> dict[str, Any]:
-        """The compact form kept in the sidecar (probabilities already rounded)."""
-        # float64 before rounding, so the stored decimals print short (0.412345, not 0.41234499...).
-        probs = self.probs.astype(np.float64).round(DECIMALS)
-        record = {
-            "id": self.article_id,
-            "sentences": self.sentences,
-            "labels": self.label_ids.tolist(),
-            "probs": probs.tolist(),
-            "truncated": np.flatnonzero(self.truncated).tolist(),
-        }
-        if self.relevance is not None:
-            rel = self.relevance
-            record["on_claim"] = rel.on_claim.tolist()
-            record["similarity"] = rel.similarity.astype(np.float64).round(DECIMALS).tolist()
-            record["furniture"] = rel.cues
-        return record
-
-
-def record_rows(record: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Output rows of one sidecar article record."""
-    n = len(record["sentences"])
-    on_claim = record.get("on_claim", [None] * n)
-    similarity = record.get("similarity", [None] * n)
-    furniture = record.get("furniture", [None] * n)
-    for i, (text, k, probs) in enumerate(
-        zip(record["sentences"], record["labels"], record["probs"], strict=True)
-    ):
-        yield output_row(record["id"], i, text, k, probs, on_claim[i], similarity[i], furniture[i])
-
-
-# ---------------------------------------------------------------- engine
-
-
-def _load_libc() -> Any:
-    """glibc, for malloc_trim and mallopt; None elsewhere (musl, macOS, Windows)."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim, libc.mallopt  # noqa: B018 - both must exist
-        return libc
-    except (OSError, AttributeError):
-        return None
-
-
-_LIBC = _load_libc()
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, from glibc's malloc.h
-
-
-def tune_allocator() -> None:
-    """Serve batch-sized tensors from the heap rather than from fresh mmaps.
-
-    glibc hands blocks over 128 KB to mmap until frees teach it otherwise, and every fresh
-    mmap page faults on first touch: on this project's 2-core VM a new process's int8 passes
-    ran about a third slower than with this. Fixed thresholds of 32 MB (glibc's maximum)
-    keep those blocks on the heap for reuse; release_memory() still returns them between
-    chunks. Process-wide, glibc only, called by StancePredictor on CPU.
-    """
-    if _LIBC is not None:
-        _LIBC.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
-        _LIBC.mallopt(_M_TRIM_THRESHOLD, 64 << 20)
-
-
-def release_memory() -> None:
-    """Hand freed heap pages back to the OS between chunks.
-
-    Batches of different shapes leave glibc's heap fragmented, so without this a long run's
-    resident memory creeps up with the corpus even though live memory does not.
-    """
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """`auto`: CUDA when available, else CPU. Asking for CUDA without one is an error."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise StanceError("--device cuda: no CUDA device is available (use --device cpu)")
-    return dev
-
-
-def _set_threads(num_threads: int | None) -> None:
-    """Use the CPUs this process may run on; torch may count cores it cannot use."""
-    if num_threads:
-        torch.set_num_threads(num_threads)
-        return
-    try:
-        available = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        available = os.cpu_count() or 1
-    if torch.get_num_threads() > available:
-        torch.set_num_threads(available)
-
-
-class Int8Linear(nn.Module):
-    """nn.Linear in int8 arithmetic: y = (x W^T) + b with int8 x and W, int32 sums.
-
-    W has one scale per output channel, fixed at load time; x one scale per row (per token),
-    taken from that row's largest magnitude at run time. torch.ao's dynamic quantisation uses
-    one scale per tensor instead (7-bit on x86), so a single outlier token coarsens every
-    other token of the batch and a sentence's answer depends on its batch mates; per-row
-    scales cost a few elementwise passes and keep each row's error independent of the rest.
-    """
-
-    def __init__(self, linear: nn.Linear):
-        super().__init__()
-        weight = linear.weight.detach().float()  # (out, in)
-        scale = weight.abs().amax(1).clamp_min(1e-12) / 127  # (out,)
-        # (in, out) as a transposed view: the column-major layout _int_mm reads fastest.
-        self.register_buffer("weight_t", torch.round(weight / scale[:, None]).to(torch.int8).t())
-        self.register_buffer("weight_scale", scale)
-        bias = linear.bias.detach().float() if linear.bias is not None else torch.zeros_like(scale)
-        self.register_buffer("bias", bias)
-        self.in_features, self.out_features = linear.in_features, linear.out_features
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.reshape(-1, self.in_features)  # (N, in)
-        scale = rows.abs().amax(1, keepdim=True).clamp_min_(1e-12).div_(127)  # (N, 1)
-        q = (rows / scale).round_().to(torch.int8)
-        y = torch._int_mm(q, self.weight_t).float().mul_(scale)  # (N, out)
-        torch.addcmul(self.bias, y, self.weight_scale, out=y)
-        return y.view(*x.shape[:-1], self.out_features)
-
-
-def quantize_int8(model: nn.Module, only: Callable[[str], bool] | None = None) -> nn.Module:
-    """Swap nn.Linear layers for Int8Linear in place; `only(name)` picks them (default: all)."""
-    if not hasattr(torch, "_int_mm"):
-        raise StanceError(f"--quantize int8 needs torch._int_mm (torch {torch.__version__})")
-    targets = [
-        (name, module)
-        for name, module in model.named_modules()
-        if isinstance(module, nn.Linear) and (only is None or only(name))
-    ]
-    for name, module in targets:
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, Int8Linear(module))
-    return model
-
-
-# Activations the fast encoder can fuse into the oneDNN linear: (post-op, algorithm).
-_ACTIVATIONS = {
-    "gelu": ("gelu", "none"),
-    "gelu_pytorch_tanh": ("gelu", "tanh"),
-    "relu": ("relu", "none"),
-}
-
-
-class _Linear(nn.Module):
-    """nn.Linear (+ activation) that can run as one prepacked oneDNN op on CPU (fp32).
-
-    The weights stay in `self.linear`, so int8 quantisation can swap that module.
-    """
-
-    def __init__(self, linear: nn.Linear, act: str | None = None):
-        super().__init__()
-        self.linear = linear
-        self.act = act
-        self._packed: torch.Tensor | None = None
-
-    @classmethod
-    def fuse(cls, linears: Sequence[nn.Linear]) -> _Linear:
-        """One layer computing several that share an input (Q, K, V): one bigger GEMM."""
-        weight = torch.cat([m.weight.detach() for m in linears])
-        fused = nn.Linear(weight.shape[1], weight.shape[0], device=weight.device)
-        with torch.no_grad():
-            fused.weight.copy_(weight)
-            fused.bias.copy_(torch.cat([m.bias.detach() for m in linears]))
-        return cls(fused)
-
-    def pack(self) -> None:
-        """Reorder the weight for oneDNN once; the op then fuses bias and activation."""
-        self._packed = torch.ops.mkldnn._reorder_linear_weight(self.linear.weight.detach(), None)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._packed is not None:
-            post, algorithm = _ACTIVATIONS[self.act] if self.act else ("none", "none")
-            return torch.ops.mkldnn._linear_pointwise(
-                x, self._packed, self.linear.bias, post, [], algorithm
-            )
-        y = self.linear(x)
-        if self.act == "gelu":
-            return F.gelu(y)
-        if self.act == "gelu_pytorch_tanh":
-            return F.gelu(y, approximate="tanh")
-        return F.relu(y) if self.act == "relu" else y
-
-
-class FastBertClassifier(nn.Module):
-    """Inference-only forward of a BertForSequenceClassification, on the same weights.
-
-    Same arithmetic, less work: Q, K and V in one GEMM; bias and activation fused into
-    prepacked oneDNN linears on CPU; the padding mask built once per batch (none when the
-    batch has no padding); and in the last layer only the [CLS] position, the only one the
-    classifier reads, goes through attention output and feed-forward. Returns logits.
-    """
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        bert, config = model.bert, model.config
-        self.embeddings = bert.embeddings
-        self.heads = config.num_attention_heads
-        self.head_size = config.hidden_size // self.heads
-        layers = list(bert.encoder.layer)
-        self.scaling = float(layers[0].attention.self.scaling)
-        self.qkv, self.attn_out, self.ln_attn = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
-        self.ffn_in, self.ffn_out, self.ln_ffn = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
-        for i, layer in enumerate(layers):
-            sa = layer.attention.self
-            if i < len(layers) - 1:
-                self.qkv.append(_Linear.fuse([sa.query, sa.key, sa.value]))
-            else:  # the last layer needs Q of [CLS] only, K and V of every token
-                self.last_q = _Linear(sa.query)
-                self.last_kv = _Linear.fuse([sa.key, sa.value])
-            self.attn_out.append(_Linear(layer.attention.output.dense))
-            self.ln_attn.append(layer.attention.output.LayerNorm)
-            self.ffn_in.append(_Linear(layer.intermediate.dense, config.hidden_act))
-            self.ffn_out.append(_Linear(layer.output.dense))
-            self.ln_ffn.append(layer.output.LayerNorm)
-        self.pooler = _Linear(bert.pooler.dense)
-        self.classifier = model.classifier
-
-    @staticmethod
-    def supports(model: nn.Module) -> bool:
-        """Plain BERT classifiers only; anything else runs the transformers forward."""
-        from transformers import BertForSequenceClassification
-
-        config = model.config
-        return (
-            type(model) is BertForSequenceClassification
-            and not config.is_decoder
-            and not getattr(config, "add_cross_attention", False)
-            and getattr(config, "position_embedding_type", "absolute") == "absolute"
-            and config.hidden_act in _ACTIVATIONS
-            and getattr(model.bert, "pooler", None) is not None
-        )
-
-    def pack(self) -> None:
-        for m in self.modules():
-            if isinstance(m, _Linear) and isinstance(m.linear, nn.Linear):
-                m.pack()
-
-    @property
-    def packed(self) -> bool:
-        return any(isinstance(m, _Linear) and m._packed is not None for m in self.modules())
-
-    def _split(self, x: torch.Tensor, parts: int) -> torch.Tensor:
-        """(B, T, parts*H) -> (parts, B, heads, T, head_size)."""
-        b, t = x.shape[:2]
-        return x.view(b, t, parts, self.heads, self.head_size).permute(2, 0, 3, 1, 4)
-
-    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Any) -> torch.Tensor:
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scaling)
-        return a.transpose(1, 2).flatten(2)  # (B, T, H)
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        h = self.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)  # (B, T, H)
-        # No mask at all lets SDPA take its fastest path; length-sorted batches often need none
-        # (the predictor leaves the mask out then; testing it here would wait for the GPU).
-        mask = None if attention_mask is None else attention_mask[:, None, None, :].bool()
-        last = len(self.attn_out) - 1
-        for i in range(last + 1):
-            if i < last:
-                q, k, v = self._split(self.qkv[i](h), 3)
-                residual = h
-            else:
-                residual = h[:, :1]
-                q = self._split(self.last_q(residual), 1)[0]
-                k, v = self._split(self.last_kv(h), 2)
-            h = self.ln_attn[i](self.attn_out[i](self._attend(q, k, v, mask)) + residual)
-            h = self.ln_ffn[i](self.ffn_out[i](self.ffn_in[i](h)) + h)
-        return self.classifier(torch.tanh(self.pooler(h[:, 0])))
-
-
-def _ffn_layer(name: str) -> bool:
-    """The few-shot body's feed-forward linears (2/3 of a layer's GEMM work). Quantising the
-    attention projections too flipped a seed sentence of the mpnet default, and agreed
-    less on unseen news sentences (scripts/bench_fewshot.py; BENCHMARKS.md)."""
-    ffn = "intermediate.dense" in name or name.endswith("output.dense")
-    return ffn and "attention" not in name  # BERT's attention.output.dense is no FFN
-
-
-def _int8_layer(name: str) -> bool:
-    """Which FastBertClassifier linears int8 quantises: all but the pooler and classifier.
-
-    Those two see one vector per sentence (no speed to gain) and move the label most directly.
-    """
-    return not name.startswith(("pooler", "classifier"))
-
-
-class _TransformersForward(nn.Module):
-    """Any sequence classifier through its own forward; returns logits."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, **batch: torch.Tensor) -> torch.Tensor:
-        return self.model(**batch).logits
 
 
 class StancePredictor:
@@ -505,7 +90,7 @@ class StancePredictor:
         if quantize == "int8" and self.device.type != "cpu":
             raise StanceError("--quantize int8 is a CPU optimisation; use it with --device cpu")
         if self.device.type == "cpu":
-            _set_threads(num_threads)
+            set_threads(num_threads)
             tune_allocator()
         self.quantize = quantize
         self.batch_size = batch_size
@@ -566,7 +151,7 @@ class StancePredictor:
 
     def _build_net(self, fast: bool) -> nn.Module:
         """The module that maps a batch to logits: the fast encoder where it is exact."""
-        reference = _TransformersForward(self.model).eval()
+        reference = TransformersForward(self.model).eval()
         net: nn.Module = reference
         if fast and FastBertClassifier.supports(self.model):
             candidate = FastBertClassifier(self.model).to(self.device).eval()
@@ -593,9 +178,9 @@ class StancePredictor:
                 diff = (ours - theirs).abs().max().item()
                 logger.warning("fast encoder differs from transformers by %.2g; not used", diff)
         if self.quantize == "int8":
-            only = _int8_layer if isinstance(net, FastBertClassifier) else None
+            only = int8_layer if isinstance(net, FastBertClassifier) else None
             if not self.pairs:
-                only = _ffn_layer
+                only = ffn_layer
             net = quantize_int8(net, only)
         return net.eval()
 
@@ -851,41 +436,3 @@ def _relevance_scorer(relevance: Any, claim: str, threshold: float | None) -> An
 
     embedder = None if relevance is True else relevance
     return load_scorer(claim, embedder, THRESHOLD if threshold is None else threshold)
-
-
-def as_articles(items: Iterable[str | dict | tuple[str, str] | Article]) -> Iterator[Article]:
-    """Articles from the loose forms `StancePredictor.predict` accepts."""
-    for i, item in enumerate(items):
-        if isinstance(item, Article):
-            yield item
-        elif isinstance(item, str):
-            yield Article(str(i), item)
-        elif isinstance(item, dict):
-            if not isinstance(item.get("text"), str):
-                raise InputError(f"item {i} has no 'text' string")
-            yield Article(str(item.get("id", i)), item["text"])
-        else:
-            article_id, text = item
-            yield Article(str(article_id), text)
-
-
-@dataclass
-class Chunk:
-    """Whole articles of about `chunk_chars` characters; `index` counts from 0."""
-
-    index: int
-    articles: list[Article] = field(default_factory=list)
-    chars: int = 0
-
-
-def iter_chunks(items: Iterable[Article], chunk_chars: int) -> Iterator[Chunk]:
-    """Group articles into chunks; a chunk closes once it holds `chunk_chars` characters."""
-    chunk = Chunk(0)
-    for article in items:
-        chunk.articles.append(article)
-        chunk.chars += len(article.text)
-        if chunk.chars >= chunk_chars:
-            yield chunk
-            chunk = Chunk(chunk.index + 1)
-    if chunk.articles:
-        yield chunk

@@ -64,21 +64,7 @@ from typing import IO, Any
 
 from .atomic import atomic_open
 from .data import json_lines, parse_json_line
-from .engine import (  # noqa: F401  (StancePredictor is part of this module's API)
-    COLUMNS,
-    DECIMALS,
-    PROB_COLUMNS,
-    PROBE,
-    SORT_WINDOW,
-    Article,
-    ArticleResult,
-    InputFailure,
-    Progress,
-    StancePredictor,
-    as_articles,
-    iter_chunks,
-    record_rows,
-)
+from .engine import StancePredictor
 from .errors import InputError, StanceError
 from .labels import LABELS
 from .predict_options import (  # noqa: F401  (re-exported: this module's API as before)
@@ -92,6 +78,14 @@ from .predict_options import (  # noqa: F401  (re-exported: this module's API as
     STDOUT,
     add_arguments,
     output_format,
+)
+from .records import (
+    COLUMNS,
+    Article,
+    ArticleResult,
+    InputFailure,
+    iter_chunks,
+    record_rows,
 )
 from .segment import (
     ARTICLE_SUFFIXES,

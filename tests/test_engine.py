@@ -10,8 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from stance import engine as E
+from stance import kernels as K
 from stance import predict as P
+from stance import runtime as R
 from stance.segment import split_sentences
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +27,7 @@ def test_int8_linear_is_integer_arithmetic_with_row_and_channel_scales() -> None
     lin = _linear()
     x = torch.randn(2, 5, 48)  # (B, T, in)
     x[1, 3] *= 50  # an outlier token
-    q = E.Int8Linear(lin)
+    q = K.Int8Linear(lin)
     # Reference: the same quantisation spelled out in int64 and float64.
     w = lin.weight.detach().double()
     w_scale = w.abs().amax(1) / 127
@@ -43,7 +44,7 @@ def test_int8_linear_is_integer_arithmetic_with_row_and_channel_scales() -> None
 def test_int8_linear_is_close_to_float() -> None:
     lin = _linear(384, 96)
     x = torch.randn(64, 384)
-    exact, approx = lin(x).detach(), E.Int8Linear(lin)(x)
+    exact, approx = lin(x).detach(), K.Int8Linear(lin)(x)
     # 8 bits per operand: about 1% relative error on Gaussian data.
     assert ((approx - exact).norm() / exact.norm()).item() < 0.02
 
@@ -51,7 +52,7 @@ def test_int8_linear_is_close_to_float() -> None:
 def test_int8_linear_rows_do_not_see_each_other() -> None:
     """Per-row scales: an outlier elsewhere in the batch leaves a row's result bit-identical
     (per-tensor dynamic quantisation would coarsen every row to the outlier's scale)."""
-    q = E.Int8Linear(_linear())
+    q = K.Int8Linear(_linear())
     row = torch.randn(1, 48)
     alone = q(row)
     with_outlier = q(torch.cat([row, 1000 * torch.randn(1, 48)]))[:1]
@@ -60,14 +61,14 @@ def test_int8_linear_rows_do_not_see_each_other() -> None:
 
 def test_quantize_int8_swaps_only_the_chosen_layers() -> None:
     model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Sequential(nn.Linear(8, 3)))
-    E.quantize_int8(model, only=lambda name: name != "2.0")
-    assert isinstance(model[0], E.Int8Linear)
+    K.quantize_int8(model, only=lambda name: name != "2.0")
+    assert isinstance(model[0], K.Int8Linear)
     assert type(model[2][0]) is nn.Linear
 
 
 def test_int8_predictor_answers_do_not_depend_on_batch_mates(tiny_model_dir: Path) -> None:
     q = P.StancePredictor(tiny_model_dir, device="cpu", quantize="int8")
-    assert isinstance(q.net, E.FastBertClassifier)
+    assert isinstance(q.net, K.FastBertClassifier)
     sentences = split_sentences(
         sorted((ROOT / "seeds").glob("*.txt"))[0].read_text(encoding="utf-8")
     )
@@ -81,17 +82,17 @@ def test_int8_predictor_answers_do_not_depend_on_batch_mates(tiny_model_dir: Pat
 def test_transformers_forward_path_quantizes_too(tiny_model_dir: Path, quantize: str) -> None:
     fast = P.StancePredictor(tiny_model_dir, device="cpu")
     slow = P.StancePredictor(tiny_model_dir, device="cpu", fast=False, quantize=quantize)
-    assert isinstance(slow.net, E._TransformersForward)
+    assert isinstance(slow.net, K.TransformersForward)
     probe = ["Russia says troops are leaving.", "NATO has seen no sign of that."]
     np.testing.assert_allclose(slow.classify(probe), fast.classify(probe), atol=0.05)
 
 
 def test_allocator_helpers_use_glibc_on_linux() -> None:
     if platform.libc_ver()[0] == "glibc":
-        assert E._LIBC is not None
-        assert E._LIBC.mallopt(E._M_MMAP_THRESHOLD, 32 << 20) == 1  # accepted: 32 MB is legal
-    E.tune_allocator()  # both must be harmless anywhere
-    E.release_memory()
+        assert R._LIBC is not None
+        assert R._LIBC.mallopt(R._M_MMAP_THRESHOLD, 32 << 20) == 1  # accepted: 32 MB is legal
+    R.tune_allocator()  # both must be harmless anywhere
+    R.release_memory()
 
 
 def _stub_nets_on(monkeypatch, device: torch.device) -> list[torch.device]:
@@ -106,8 +107,8 @@ def _stub_nets_on(monkeypatch, device: torch.device) -> list[torch.device]:
                 seen.append(tensor.device)
         return torch.zeros(batch["input_ids"].shape[0], 3)
 
-    monkeypatch.setattr(E.FastBertClassifier, "forward", stub)
-    monkeypatch.setattr(E._TransformersForward, "forward", stub)
+    monkeypatch.setattr(K.FastBertClassifier, "forward", stub)
+    monkeypatch.setattr(K.TransformersForward, "forward", stub)
     return seen
 
 
@@ -130,13 +131,13 @@ def test_every_batch_reaches_the_net_on_the_predictors_device(
 
 
 def test_few_shot_int8_quantises_the_feed_forward_linears_only():
-    from stance.engine import _ffn_layer
+    from stance.kernels import ffn_layer
 
-    assert _ffn_layer("model.body.0.model.encoder.layer.3.intermediate.dense")
-    assert _ffn_layer("model.body.0.model.encoder.layer.3.output.dense")  # mpnet and BERT FFN out
-    assert not _ffn_layer("model.body.0.model.encoder.layer.3.attention.output.dense")  # BERT
-    assert not _ffn_layer("model.body.0.model.encoder.layer.3.attention.attn.q")  # mpnet
-    assert not _ffn_layer("model.head")
+    assert ffn_layer("model.body.0.model.encoder.layer.3.intermediate.dense")
+    assert ffn_layer("model.body.0.model.encoder.layer.3.output.dense")  # mpnet and BERT FFN out
+    assert not ffn_layer("model.body.0.model.encoder.layer.3.attention.output.dense")  # BERT
+    assert not ffn_layer("model.body.0.model.encoder.layer.3.attention.attn.q")  # mpnet
+    assert not ffn_layer("model.head")
 
 
 def test_tokenising_ahead_on_threads_changes_nothing(tiny_model_dir: Path) -> None:

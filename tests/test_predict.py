@@ -24,10 +24,11 @@ import torch
 from conftest import FakeEmbedder
 
 from stance import cli
-from stance import engine as E
+from stance import kernels as K
 from stance import predict as P
 from stance.errors import StanceError
 from stance.labels import LABELS
+from stance.records import PROB_COLUMNS
 from stance.segment import split_sentences
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,9 +120,9 @@ def test_sorted_batches_match_one_by_one(
 def test_fast_encoder_matches_transformers(
     tiny_model_dir: Path, predictor: P.StancePredictor, seed_sentences: list[str]
 ) -> None:
-    assert isinstance(predictor.net, E.FastBertClassifier)
+    assert isinstance(predictor.net, K.FastBertClassifier)
     slow = P.StancePredictor(tiny_model_dir, device="cpu", fast=False)
-    assert isinstance(slow.net, E._TransformersForward)
+    assert isinstance(slow.net, K.TransformersForward)
     np.testing.assert_allclose(
         predictor.classify(seed_sentences), slow.classify(seed_sentences), atol=1e-5
     )
@@ -210,7 +211,7 @@ def test_csv_and_jsonl_columns(tiny_model_dir: Path, tmp_path: Path) -> None:
         assert a["on_claim"] == str(b["on_claim"]).lower() and isinstance(b["on_claim"], bool)
         assert float(a["claim_similarity"]) == b["claim_similarity"]
         assert a["furniture"] == (b["furniture"] or "")
-        assert sum(b[c] for c in P.PROB_COLUMNS) == pytest.approx(1.0, abs=1e-5)
+        assert sum(b[c] for c in PROB_COLUMNS) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_rejects_unknown_output_extension(tiny_model_dir: Path, tmp_path: Path) -> None:

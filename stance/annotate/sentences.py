@@ -6,8 +6,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..engine import Article, InputFailure
 from ..predict import DEFAULT_MAX_ARTICLE_BYTES, iter_inputs, unique_ids
+from ..records import Article, InputFailure
 from ..segment import sentence_records
 
 logger = logging.getLogger(__name__)

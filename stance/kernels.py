@@ -1,0 +1,228 @@
+"""The networks `StancePredictor` runs: `FastBertClassifier` (a lean BERT forward on the same
+weights), int8 linears for the CPU, and the plain transformers forward for everything else."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import StanceError
+
+logger = logging.getLogger(__name__)
+
+
+class Int8Linear(nn.Module):
+    """nn.Linear in int8 arithmetic: y = (x W^T) + b with int8 x and W, int32 sums.
+
+    W has one scale per output channel, fixed at load time; x one scale per row (per token),
+    taken from that row's largest magnitude at run time. torch.ao's dynamic quantisation uses
+    one scale per tensor instead (7-bit on x86), so a single outlier token coarsens every
+    other token of the batch and a sentence's answer depends on its batch mates; per-row
+    scales cost a few elementwise passes and keep each row's error independent of the rest.
+    """
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        weight = linear.weight.detach().float()  # (out, in)
+        scale = weight.abs().amax(1).clamp_min(1e-12) / 127  # (out,)
+        # (in, out) as a transposed view: the column-major layout _int_mm reads fastest.
+        self.register_buffer("weight_t", torch.round(weight / scale[:, None]).to(torch.int8).t())
+        self.register_buffer("weight_scale", scale)
+        bias = linear.bias.detach().float() if linear.bias is not None else torch.zeros_like(scale)
+        self.register_buffer("bias", bias)
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, self.in_features)  # (N, in)
+        scale = rows.abs().amax(1, keepdim=True).clamp_min_(1e-12).div_(127)  # (N, 1)
+        q = (rows / scale).round_().to(torch.int8)
+        y = torch._int_mm(q, self.weight_t).float().mul_(scale)  # (N, out)
+        torch.addcmul(self.bias, y, self.weight_scale, out=y)
+        return y.view(*x.shape[:-1], self.out_features)
+
+
+def quantize_int8(model: nn.Module, only: Callable[[str], bool] | None = None) -> nn.Module:
+    """Swap nn.Linear layers for Int8Linear in place; `only(name)` picks them (default: all)."""
+    if not hasattr(torch, "_int_mm"):
+        raise StanceError(f"--quantize int8 needs torch._int_mm (torch {torch.__version__})")
+    targets = [
+        (name, module)
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear) and (only is None or only(name))
+    ]
+    for name, module in targets:
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, Int8Linear(module))
+    return model
+
+
+# Activations the fast encoder can fuse into the oneDNN linear: (post-op, algorithm).
+_ACTIVATIONS = {
+    "gelu": ("gelu", "none"),
+    "gelu_pytorch_tanh": ("gelu", "tanh"),
+    "relu": ("relu", "none"),
+}
+
+
+class _Linear(nn.Module):
+    """nn.Linear (+ activation) that can run as one prepacked oneDNN op on CPU (fp32).
+
+    The weights stay in `self.linear`, so int8 quantisation can swap that module.
+    """
+
+    def __init__(self, linear: nn.Linear, act: str | None = None):
+        super().__init__()
+        self.linear = linear
+        self.act = act
+        self._packed: torch.Tensor | None = None
+
+    @classmethod
+    def fuse(cls, linears: Sequence[nn.Linear]) -> _Linear:
+        """One layer computing several that share an input (Q, K, V): one bigger GEMM."""
+        weight = torch.cat([m.weight.detach() for m in linears])
+        fused = nn.Linear(weight.shape[1], weight.shape[0], device=weight.device)
+        with torch.no_grad():
+            fused.weight.copy_(weight)
+            fused.bias.copy_(torch.cat([m.bias.detach() for m in linears]))
+        return cls(fused)
+
+    def pack(self) -> None:
+        """Reorder the weight for oneDNN once; the op then fuses bias and activation."""
+        self._packed = torch.ops.mkldnn._reorder_linear_weight(self.linear.weight.detach(), None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._packed is not None:
+            post, algorithm = _ACTIVATIONS[self.act] if self.act else ("none", "none")
+            return torch.ops.mkldnn._linear_pointwise(
+                x, self._packed, self.linear.bias, post, [], algorithm
+            )
+        y = self.linear(x)
+        if self.act == "gelu":
+            return F.gelu(y)
+        if self.act == "gelu_pytorch_tanh":
+            return F.gelu(y, approximate="tanh")
+        return F.relu(y) if self.act == "relu" else y
+
+
+class FastBertClassifier(nn.Module):
+    """Inference-only forward of a BertForSequenceClassification, on the same weights.
+
+    Same arithmetic, less work: Q, K and V in one GEMM; bias and activation fused into
+    prepacked oneDNN linears on CPU; the padding mask built once per batch (none when the
+    batch has no padding); and in the last layer only the [CLS] position, the only one the
+    classifier reads, goes through attention output and feed-forward. Returns logits.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        bert, config = model.bert, model.config
+        self.embeddings = bert.embeddings
+        self.heads = config.num_attention_heads
+        self.head_size = config.hidden_size // self.heads
+        layers = list(bert.encoder.layer)
+        self.scaling = float(layers[0].attention.self.scaling)
+        self.qkv, self.attn_out, self.ln_attn = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
+        self.ffn_in, self.ffn_out, self.ln_ffn = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
+        for i, layer in enumerate(layers):
+            sa = layer.attention.self
+            if i < len(layers) - 1:
+                self.qkv.append(_Linear.fuse([sa.query, sa.key, sa.value]))
+            else:  # the last layer needs Q of [CLS] only, K and V of every token
+                self.last_q = _Linear(sa.query)
+                self.last_kv = _Linear.fuse([sa.key, sa.value])
+            self.attn_out.append(_Linear(layer.attention.output.dense))
+            self.ln_attn.append(layer.attention.output.LayerNorm)
+            self.ffn_in.append(_Linear(layer.intermediate.dense, config.hidden_act))
+            self.ffn_out.append(_Linear(layer.output.dense))
+            self.ln_ffn.append(layer.output.LayerNorm)
+        self.pooler = _Linear(bert.pooler.dense)
+        self.classifier = model.classifier
+
+    @staticmethod
+    def supports(model: nn.Module) -> bool:
+        """Plain BERT classifiers only; anything else runs the transformers forward."""
+        from transformers import BertForSequenceClassification
+
+        config = model.config
+        return (
+            type(model) is BertForSequenceClassification
+            and not config.is_decoder
+            and not getattr(config, "add_cross_attention", False)
+            and getattr(config, "position_embedding_type", "absolute") == "absolute"
+            and config.hidden_act in _ACTIVATIONS
+            and getattr(model.bert, "pooler", None) is not None
+        )
+
+    def pack(self) -> None:
+        for m in self.modules():
+            if isinstance(m, _Linear) and isinstance(m.linear, nn.Linear):
+                m.pack()
+
+    @property
+    def packed(self) -> bool:
+        return any(isinstance(m, _Linear) and m._packed is not None for m in self.modules())
+
+    def _split(self, x: torch.Tensor, parts: int) -> torch.Tensor:
+        """(B, T, parts*H) -> (parts, B, heads, T, head_size)."""
+        b, t = x.shape[:2]
+        return x.view(b, t, parts, self.heads, self.head_size).permute(2, 0, 3, 1, 4)
+
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Any) -> torch.Tensor:
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scaling)
+        return a.transpose(1, 2).flatten(2)  # (B, T, H)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        h = self.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)  # (B, T, H)
+        # No mask at all lets SDPA take its fastest path; length-sorted batches often need none
+        # (the predictor leaves the mask out then; testing it here would wait for the GPU).
+        mask = None if attention_mask is None else attention_mask[:, None, None, :].bool()
+        last = len(self.attn_out) - 1
+        for i in range(last + 1):
+            if i < last:
+                q, k, v = self._split(self.qkv[i](h), 3)
+                residual = h
+            else:
+                residual = h[:, :1]
+                q = self._split(self.last_q(residual), 1)[0]
+                k, v = self._split(self.last_kv(h), 2)
+            h = self.ln_attn[i](self.attn_out[i](self._attend(q, k, v, mask)) + residual)
+            h = self.ln_ffn[i](self.ffn_out[i](self.ffn_in[i](h)) + h)
+        return self.classifier(torch.tanh(self.pooler(h[:, 0])))
+
+
+def ffn_layer(name: str) -> bool:
+    """The few-shot body's feed-forward linears (2/3 of a layer's GEMM work). Quantising the
+    attention projections too flipped a seed sentence of the mpnet default, and agreed
+    less on unseen news sentences (scripts/bench_fewshot.py; BENCHMARKS.md)."""
+    ffn = "intermediate.dense" in name or name.endswith("output.dense")
+    return ffn and "attention" not in name  # BERT's attention.output.dense is no FFN
+
+
+def int8_layer(name: str) -> bool:
+    """Which FastBertClassifier linears int8 quantises: all but the pooler and classifier.
+
+    Those two see one vector per sentence (no speed to gain) and move the label most directly.
+    """
+    return not name.startswith(("pooler", "classifier"))
+
+
+class TransformersForward(nn.Module):
+    """Any sequence classifier through its own forward; returns logits."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, **batch: torch.Tensor) -> torch.Tensor:
+        return self.model(**batch).logits
