@@ -85,46 +85,19 @@ class StancePredictor:
         if batch_size < 1 or window < 1:
             raise StanceError("batch_size and window must be positive")
         self.model_dir = Path(model_dir)
-        # int8 kernels are CPU kernels: `auto` means the CPU then, even beside a GPU.
-        self.device = resolve_device("cpu" if quantize == "int8" and device == "auto" else device)
-        if quantize == "int8" and self.device.type != "cpu":
-            raise StanceError("--quantize int8 is a CPU optimisation; use it with --device cpu")
-        if self.device.type == "cpu":
-            set_threads(num_threads)
-            tune_allocator()
         self.quantize = quantize
         self.batch_size = batch_size
         self.window = window
+        self.device = self._setup_device(device, num_threads)
         # Threads tokenising ahead of the GPU (0: tokenise in turn, as on the CPU).
         self.tokenizer_threads = min(8, os.cpu_count() or 1) if self.device.type == "cuda" else 0
 
         model, tokenizer = load_classifier(self.model_dir)
         run = load_run(self.model_dir)
-        saved_claim = run.saved_claim
-        if claim is None and not saved_claim:
-            logger.warning("%s carries no stance_claim; using the default claim", model_dir)
-        self.claim: str = normalise(claim if claim is not None else run.claim)
-        if not self.claim:
-            raise StanceError("the claim is empty")
-        # A sentence model (stance.fewshot) reads the statement alone: its head knows one claim.
-        self.pairs = getattr(model.config, "stance_kind", None) != "sentence"
-        self.context_weight = float(getattr(model.config, "stance_context_weight", 0.0))
-        if self.context_weight:  # in LABELS order, as the few-shot head is
-            self._head_bias = model.head.bias.detach().float().cpu().numpy()
-        if not self.pairs and self.claim != normalise(saved_claim or ""):
-            raise StanceError(
-                f"{model_dir} is a few-shot model of one claim ({saved_claim!r}); it cannot "
-                f"judge {self.claim!r}. Train one for that claim, or use a cross-encoder model."
-            )
+        self._read_claim(model, run, claim)
         self.relevance = _relevance_scorer(relevance, self.claim, relevance_threshold)
-
-        self.max_length = max_length if max_length is not None else run.max_length
-        limit = getattr(model.config, "max_position_embeddings", None)
-        if limit and self.max_length > limit:
-            logger.warning("max_length %d > the model's %d positions", self.max_length, limit)
-            self.max_length = int(limit)
-        if self.max_length < tokenizer.num_special_tokens_to_add(pair=True) + 2:
-            raise StanceError(f"max_length {self.max_length} is too short for a claim pair")
+        asked = run.max_length if max_length is None else max_length
+        self.max_length = self._max_length(model, tokenizer, asked)
 
         # Columns of the model's logits in LABELS order (id2label order may differ).
         label2id = {name: int(i) for i, name in model.config.id2label.items()}
@@ -148,6 +121,48 @@ class StancePredictor:
         # multiples of 8 bound them at ~4 padding tokens per pair; on CUDA they suit tensor cores.
         packed = isinstance(self.net, FastBertClassifier) and self.net.packed
         self._bucket = 8 if packed or self.quantize == "int8" or self.device.type == "cuda" else 1
+
+    def _setup_device(self, device: str | torch.device, num_threads: int | None) -> torch.device:
+        """The device to run on; on the CPU, threads and the allocator set for inference."""
+        # int8 kernels are CPU kernels: `auto` means the CPU then, even beside a GPU.
+        int8 = self.quantize == "int8"
+        resolved = resolve_device("cpu" if int8 and device == "auto" else device)
+        if int8 and resolved.type != "cpu":
+            raise StanceError("--quantize int8 is a CPU optimisation; use it with --device cpu")
+        if resolved.type == "cpu":
+            set_threads(num_threads)
+            tune_allocator()
+        return resolved
+
+    def _read_claim(self, model: nn.Module, run: Any, claim: str | None) -> None:
+        """The claim to judge, the model kind (pairs or one-claim statements) and context."""
+        saved_claim = run.saved_claim
+        if claim is None and not saved_claim:
+            logger.warning("%s carries no stance_claim; using the default claim", self.model_dir)
+        self.claim: str = normalise(claim if claim is not None else run.claim)
+        if not self.claim:
+            raise StanceError("the claim is empty")
+        # A sentence model (stance.fewshot) reads the statement alone: its head knows one claim.
+        self.pairs = getattr(model.config, "stance_kind", None) != "sentence"
+        self.context_weight = float(getattr(model.config, "stance_context_weight", 0.0))
+        if self.context_weight:  # in LABELS order, as the few-shot head is
+            self._head_bias = model.head.bias.detach().float().cpu().numpy()
+        if not self.pairs and self.claim != normalise(saved_claim or ""):
+            raise StanceError(
+                f"{self.model_dir} is a few-shot model of one claim ({saved_claim!r}); it "
+                f"cannot judge {self.claim!r}. Train one for that claim, or use a "
+                "cross-encoder model."
+            )
+
+    def _max_length(self, model: nn.Module, tokenizer: Any, asked: int) -> int:
+        """The truncation length: as asked (or trained), within the model's positions."""
+        limit = getattr(model.config, "max_position_embeddings", None)
+        if limit and asked > limit:
+            logger.warning("max_length %d > the model's %d positions", asked, limit)
+            asked = int(limit)
+        if asked < tokenizer.num_special_tokens_to_add(pair=True) + 2:
+            raise StanceError(f"max_length {asked} is too short for a claim pair")
+        return asked
 
     def _build_net(self, fast: bool) -> nn.Module:
         """The module that maps a batch to logits: the fast encoder where it is exact."""
