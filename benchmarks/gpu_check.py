@@ -547,11 +547,11 @@ def forward_only_rate(ctx: Context, predictor: Any, sentences: Sequence[str]) ->
     the GPU's share of the work, so the table shows how much the host costs."""
     import torch
 
-    ids, types, _ = predictor._encode_window([(predictor.claim, t) for t in sentences])
+    ids, types, _ = predictor.encoder.encode_window(predictor._prepare(sentences))
     bs = predictor.batch_size
     batches = [
         predictor._to_device(
-            predictor._collate(ids[i : i + bs], types[i : i + bs] if types else None)
+            predictor.encoder.collate(ids[i : i + bs], types[i : i + bs] if types else None)
         )
         for i in range(0, len(ids), bs)
     ]
@@ -620,7 +620,7 @@ def predict_speed_rows(
                     "label_agreement_with_pipeline": agree,
                     "fast_encoder": type(predictor.net).__name__,
                     "network_alone_pairs_per_s": alone,
-                    "tokenizer_threads": predictor.tokenizer_threads,
+                    "tokenizer_threads": predictor.encoder.threads,
                 },
             )
         )

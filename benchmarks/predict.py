@@ -104,7 +104,7 @@ def _engine_predictor(engine: str, model: str, batch_size: int, device: str, tmp
     predictor = StancePredictor(model, quantize=quantize, batch_size=batch_size, device=device)
     if engine in ALTERNATIVES:
         predictor.net = _alternative_net(engine, predictor, tmp)
-        predictor._bucket = 1  # pad to the batch's longest pair only, as the pipeline does
+        predictor.encoder.bucket = 1  # pad to the batch's longest pair only, as the pipeline does
     return predictor
 
 

@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .encoding import BatchEncoder, Inputs
 from .errors import StanceError
 from .kernels import (
     FastBertClassifier,
@@ -48,8 +46,6 @@ SORT_WINDOW = 4096
 PROBE = "A longer probe sentence, so that the batch has padding in it, to check the encoder."
 
 Progress = Callable[[int], None]
-# A window's token ids, type ids (None: the model reads none) and truncated flags.
-Window = tuple[list[list[int]], list[list[int]] | None, np.ndarray]
 
 
 class StancePredictor:
@@ -89,8 +85,6 @@ class StancePredictor:
         self.batch_size = batch_size
         self.window = window
         self.device = self._setup_device(device, num_threads)
-        # Threads tokenising ahead of the GPU (0: tokenise in turn, as on the CPU).
-        self.tokenizer_threads = min(8, os.cpu_count() or 1) if self.device.type == "cuda" else 0
 
         model, tokenizer = load_classifier(self.model_dir)
         run = load_run(self.model_dir)
@@ -102,10 +96,9 @@ class StancePredictor:
         # Columns of the model's logits in LABELS order (id2label order may differ).
         label2id = {name: int(i) for i, name in model.config.id2label.items()}
         self._columns = torch.tensor([label2id[label] for label in LABELS])
-        self._token_types = "token_type_ids" in tokenizer.model_input_names
-        self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        self._encoder = self._make_encoder(tokenizer)
-        self._bucket = 1  # see _collate; set for real once the net is known
+        self.encoder = BatchEncoder(tokenizer, self.max_length, self.model_dir)
+        # Threads tokenising ahead of the GPU (0: tokenise in turn, as on the CPU).
+        self.encoder.threads = min(8, os.cpu_count() or 1) if self.device.type == "cuda" else 0
 
         self.model = model.to(self.device).eval()  # the transformers model, as loaded
         self.net = self._build_net(fast)  # checked against transformers in float32
@@ -120,7 +113,8 @@ class StancePredictor:
         # shape it meets, so memory would grow with the number of distinct (rows, length) pairs;
         # multiples of 8 bound them at ~4 padding tokens per pair; on CUDA they suit tensor cores.
         packed = isinstance(self.net, FastBertClassifier) and self.net.packed
-        self._bucket = 8 if packed or self.quantize == "int8" or self.device.type == "cuda" else 1
+        bucket = packed or self.quantize == "int8" or self.device.type == "cuda"
+        self.encoder.bucket = 8 if bucket else 1
 
     def _setup_device(self, device: str | torch.device, num_threads: int | None) -> torch.device:
         """The device to run on; on the CPU, threads and the allocator set for inference."""
@@ -177,8 +171,10 @@ class StancePredictor:
                     logger.debug("oneDNN prepacking unavailable (%s)", e)
             # Checked on a probe batch (with padding): a transformers upgrade that changes
             # BERT must not change the answers silently.
-            encodings = self.encode([(self.claim, "A probe."), (self.claim, PROBE)])[0]
-            probe = self._collate([e.ids for e in encodings], [e.type_ids for e in encodings])
+            ids, types, _ = self.encoder.encode_window(
+                [(self.claim, "A probe."), (self.claim, PROBE)]
+            )
+            probe = self.encoder.collate(ids, types)
             probe = self._to_device(probe)  # collated on the CPU, like every batch
             with torch.inference_mode():
                 theirs = reference(**probe)
@@ -199,19 +195,6 @@ class StancePredictor:
             net = quantize_int8(net, only)
         return net.eval()
 
-    def _make_encoder(self, tokenizer: Any) -> Any:
-        """A private copy of the Rust tokenizer, truncating pairs longest-first like training."""
-        from tokenizers import Tokenizer
-
-        backend = getattr(tokenizer, "backend_tokenizer", None)
-        if backend is None:
-            raise StanceError(f"{self.model_dir}: needs a fast (Rust-backed) tokenizer")
-        # A copy: the transformers tokenizer re-configures its backend on every call.
-        encoder = Tokenizer.from_str(backend.to_str())
-        encoder.no_padding()
-        encoder.enable_truncation(self.max_length, strategy="longest_first")
-        return encoder
-
     @property
     def precision(self) -> str:
         """What the numbers are computed in; part of the sidecar header (results depend on it)."""
@@ -223,52 +206,15 @@ class StancePredictor:
         """How relevance is judged (None: it is not); outputs depend on it."""
         return self.relevance.settings() if self.relevance is not None else None
 
-    def _inputs(self, pairs: list[tuple[str, str]]) -> list[tuple[str, str]] | list[str]:
-        """What the tokenizer reads: the pairs, or for a one-claim model the statements."""
+    def _prepare(self, items: Sequence[str] | Sequence[tuple[str, str]]) -> Inputs:
+        """What the tokenizer reads of these items (sentences, paired with this predictor's
+        claim, or (claim, sentence) pairs): the pairs, or for a one-claim model the statements."""
+        pairs = [(self.claim, s) if isinstance(s, str) else (s[0], s[1]) for s in items]
         if self.pairs:
             return pairs
         if any(normalise(claim) != self.claim for claim, _ in pairs):
             raise StanceError(f"{self.model_dir} judges one claim only: {self.claim!r}")
         return [text for _, text in pairs]
-
-    def encode(
-        self, pairs: Sequence[tuple[str, str]] | Sequence[str]
-    ) -> tuple[list[Any], np.ndarray]:
-        """Rust encodings of (claim, sentence) pairs and whether each was truncated."""
-        encode = getattr(self._encoder, "encode_batch_fast", self._encoder.encode_batch)
-        encodings = encode(list(pairs))
-        truncated = np.fromiter((bool(e.overflowing) for e in encodings), bool, len(encodings))
-        return encodings, truncated
-
-    def _collate(
-        self, ids: Sequence[Sequence[int]], types: Sequence[Sequence[int]] | None = None
-    ) -> dict[str, torch.Tensor]:
-        """Pad a batch of token-id rows to its own longest, rounded up to a multiple of `_bucket`.
-
-        With `_bucket` > 1 the rows are rounded up too, with copies of the first row (the
-        caller keeps only the real rows). A batch without padding gets no attention mask: the
-        encoders then skip masking, and on CUDA nothing has to be read back to find that out.
-        """
-        step = self._bucket
-        rows = list(ids) + [ids[0]] * (-(-len(ids) // step) * step - len(ids))
-        lengths = np.fromiter(map(len, rows), np.int64, len(rows))
-        longest = int(-(-lengths.max() // step) * step)
-        # Filler rows copy a real one: an all-padding row would be fully masked (NaN in SDPA).
-        mask = np.arange(longest) < lengths[:, None]  # (B, T)
-        # One flat copy per column instead of a Python loop over rows (the loop capped GPU
-        # prediction at the host's pace).
-        out = np.full((len(rows), longest), self._pad_id, dtype=np.int64)
-        out[mask] = np.fromiter(chain.from_iterable(rows), np.int64, int(lengths.sum()))
-        batch = {"input_ids": out}
-        if not mask.all():
-            batch["attention_mask"] = mask.astype(np.int64)
-        if self._token_types:
-            type_rows = list(types) + [types[0]] * (len(rows) - len(types)) if types else None
-            tt = np.zeros((len(rows), longest), dtype=np.int64)
-            if type_rows is not None:
-                tt[mask] = np.fromiter(chain.from_iterable(type_rows), np.int64, int(lengths.sum()))
-            batch["token_type_ids"] = tt
-        return {k: torch.from_numpy(v) for k, v in batch.items()}
 
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A CPU-collated batch on the model's device (unchanged on the CPU)."""
@@ -298,7 +244,9 @@ class StancePredictor:
         for b in range(0, len(order), self.batch_size):
             sel = order[b : b + self.batch_size]  # similar lengths share a batch
             rows = [ids[i] for i in sel]
-            batch = self._collate(rows, [types[i] for i in sel] if types is not None else None)
+            batch = self.encoder.collate(
+                rows, [types[i] for i in sel] if types is not None else None
+            )
             outs.append(self._forward(batch)[: len(sel)])
             if progress is not None:
                 progress(len(sel))
@@ -307,32 +255,6 @@ class StancePredictor:
         logits = np.empty_like(sorted_logits)
         logits[order] = sorted_logits
         return logits
-
-    def _encode_window(self, items: Sequence[str] | Sequence[tuple[str, str]]) -> Window:
-        """A window's token ids (and type ids where the model reads them) as lists, and the
-        truncated flags."""
-        pairs = [(self.claim, s) if isinstance(s, str) else (s[0], s[1]) for s in items]
-        encodings, truncated = self.encode(self._inputs(pairs))
-        types = [e.type_ids for e in encodings] if self._token_types else None
-        return [e.ids for e in encodings], types, truncated
-
-    def _windows(self, items: Sequence[str] | Sequence[tuple[str, str]]) -> Iterator[Window]:
-        """Each window of `items`, encoded. With `tokenizer_threads` (on CUDA) the next windows
-        are tokenised on threads while the GPU works (the Rust tokenizer releases the GIL, and
-        threads scale whatever TOKENIZERS_PARALLELISM says); on the CPU the forward already
-        uses every core, so windows are tokenised in turn."""
-        windows = (items[i : i + self.window] for i in range(0, len(items), self.window))
-        if not self.tokenizer_threads:
-            yield from map(self._encode_window, windows)
-            return
-        with ThreadPoolExecutor(self.tokenizer_threads, "stance-tokenise") as pool:
-            ahead: deque[Future[Window]] = deque()
-            for window in windows:
-                ahead.append(pool.submit(self._encode_window, window))
-                if len(ahead) > self.tokenizer_threads:
-                    yield ahead.popleft().result()
-            while ahead:
-                yield ahead.popleft().result()
 
     def classify_detailed(
         self,
@@ -351,7 +273,7 @@ class StancePredictor:
         logits = np.zeros((n, len(LABELS)), dtype=np.float32)
         truncated = np.zeros(n, dtype=bool)
         start = 0
-        for ids, types, flags in self._windows(items):
+        for ids, types, flags in self.encoder.windows(items, self.window, self._prepare):
             truncated[start : start + len(ids)] = flags
             logits[start : start + len(ids)] = self._window_logits(ids, types, progress)
             start += len(ids)

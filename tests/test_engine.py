@@ -145,9 +145,9 @@ def test_tokenising_ahead_on_threads_changes_nothing(tiny_model_dir: Path) -> No
     so there are several, it must give the inline path's answers in input order."""
     sentences = [f"Sentence {i} says {'troops leave ' * (i % 5)}now." for i in range(17)]
     inline = P.StancePredictor(tiny_model_dir, window=3, batch_size=2)
-    assert inline.tokenizer_threads == 0  # the CPU tokenises in turn
+    assert inline.encoder.threads == 0  # the CPU tokenises in turn
     ahead = P.StancePredictor(tiny_model_dir, window=3, batch_size=2)
-    ahead.tokenizer_threads = 2
+    ahead.encoder.threads = 2
     np.testing.assert_allclose(ahead.classify(sentences), inline.classify(sentences), atol=1e-6)
     np.testing.assert_allclose(
         inline.classify(sentences),
@@ -158,15 +158,15 @@ def test_tokenising_ahead_on_threads_changes_nothing(tiny_model_dir: Path) -> No
 
 def test_collate_pads_flat_and_leaves_out_a_mask_nobody_needs(tiny_model_dir: Path) -> None:
     predictor = P.StancePredictor(tiny_model_dir)
-    predictor._bucket = 4
-    batch = predictor._collate([[5, 6, 7], [8, 9]], [[0, 0, 1], [0, 1]])
-    pad = predictor._pad_id
+    predictor.encoder.bucket = 4
+    batch = predictor.encoder.collate([[5, 6, 7], [8, 9]], [[0, 0, 1], [0, 1]])
+    pad = predictor.encoder.pad_id
     # Rows rounded up to 4 with copies of the first row; length rounded up to 4 with padding.
     assert batch["input_ids"].tolist() == [[5, 6, 7, pad], [8, 9, pad, pad]] + [[5, 6, 7, pad]] * 2
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 0], [1, 1, 0, 0]] + [[1, 1, 1, 0]] * 2
     assert batch["token_type_ids"].tolist() == [[0, 0, 1, 0], [0, 1, 0, 0]] + [[0, 0, 1, 0]] * 2
-    predictor._bucket = 1
-    full = predictor._collate([[5, 6], [8, 9]], [[0, 1], [0, 1]])
+    predictor.encoder.bucket = 1
+    full = predictor.encoder.collate([[5, 6], [8, 9]], [[0, 1], [0, 1]])
     assert "attention_mask" not in full  # no padding: the encoders skip masking
     with torch.inference_mode():
         no_mask = predictor.net(**full)
