@@ -25,7 +25,8 @@ from .segment import (
 )
 from .wording import plural
 
-logger = logging.getLogger(__name__)
+# `stance predict`'s one logger, as before the split (log lines name their logger).
+logger = logging.getLogger("stance.predict")
 
 
 def _check_article(text: str, max_bytes: int | None, name: str, line: int | None = None) -> None:

@@ -29,7 +29,8 @@ from .wording import plural
 if TYPE_CHECKING:  # the engine imports torch; this module needs only its attributes
     from .engine import StancePredictor
 
-logger = logging.getLogger(__name__)
+# `stance predict`'s one logger, as before the split (log lines name their logger).
+logger = logging.getLogger("stance.predict")
 
 PARTIAL_FORMAT = "stance-predict-partial/1"
 
