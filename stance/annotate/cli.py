@@ -76,7 +76,7 @@ def run_cli(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..errors import StanceError
-    from ..predict import DEFAULT_MAX_ARTICLE_BYTES
+    from ..predict_options import DEFAULT_MAX_ARTICLE_BYTES
     from ..segment import normalise
     from .sentences import read_sentences
     from .store import LabelStore

@@ -6,7 +6,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..predict import DEFAULT_MAX_ARTICLE_BYTES, iter_inputs, unique_ids
+from ..predict_inputs import iter_inputs, unique_ids
+from ..predict_options import DEFAULT_MAX_ARTICLE_BYTES
 from ..records import Article, InputFailure
 from ..segment import sentence_records
 
