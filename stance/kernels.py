@@ -3,7 +3,6 @@ weights), int8 linears for the CPU, and the plain transformers forward for every
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -12,8 +11,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import StanceError
-
-logger = logging.getLogger(__name__)
 
 
 class Int8Linear(nn.Module):

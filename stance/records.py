@@ -4,7 +4,6 @@ out (columns, rounding, relevance fields); and the chunking that bounds memory o
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,8 +12,6 @@ import numpy as np
 
 from .errors import InputError
 from .labels import LABELS
-
-logger = logging.getLogger(__name__)
 
 DECIMALS = 6
 PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{label}" for label in LABELS)

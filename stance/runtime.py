@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any
 
 import torch
 
 from .errors import StanceError
-
-logger = logging.getLogger(__name__)
 
 
 def _load_libc() -> Any:
