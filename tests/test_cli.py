@@ -42,3 +42,39 @@ def test_usage_errors_answer_without_torch(argv, code, message, tmp_path):
         assert "exit codes" in proc.stdout and "3 every input failed" in proc.stdout
     if argv[-1] == "--help" and argv[0] == "train":  # the config's own help strings
         assert "train.lr (default 5e-05): peak learning rate of AdamW" in proc.stdout
+
+
+def test_evaluate_and_predict_give_the_same_labels_with_a_cross_encoder(
+    tiny_model_dir, tmp_path, capsys
+) -> None:
+    """One inference path (issue 14), for the cross-encoder kind (tests/test_fewshot.py has
+    the few-shot kind): `stance evaluate` scores exactly StancePredictor's labels, and
+    `stance predict` writes them."""
+    import json
+    from pathlib import Path
+
+    import numpy as np
+    from sklearn.metrics import confusion_matrix
+
+    from stance.cli import main
+    from stance.data import load_statements
+    from stance.engine import StancePredictor
+    from stance.labels import LABELS
+
+    root = Path(__file__).resolve().parents[1]
+    data = root / "data" / "withdrawal.jsonl"
+    predictor = StancePredictor(tiny_model_dir)
+    ds = load_statements(data, predictor.claim)
+    predicted = predictor.classify(list(zip(ds["claim"], ds["text"], strict=True))).argmax(-1)
+    assert main(["evaluate", "--model", str(tiny_model_dir), "--data", str(data), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    gold = np.array(ds["label"])
+    assert report["accuracy"] == pytest.approx(float((predicted == gold).mean()))
+    expected = confusion_matrix(gold, predicted, labels=range(len(LABELS))).tolist()
+    assert report["confusion_matrix"] == expected
+    out = tmp_path / "p.jsonl"
+    argv = ["predict", "--model", str(tiny_model_dir), str(root / "seeds"), "--output", str(out)]
+    assert main([*argv, "--no-relevance"]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    labels = predictor.classify([r["text"] for r in rows]).argmax(-1)
+    assert [r["label"] for r in rows] == [LABELS[i] for i in labels]
