@@ -341,9 +341,10 @@ def fit(
         else:
             state.evals_without_gain += 1
         logger.info(
-            "step %d dev macro-F1 %.4f (best %.4f at step %d)",
+            "step %d dev macro-F1 %.4f accuracy %.4f (best macro-F1 %.4f at step %d)",
             state.step,
             metrics["macro_f1"],
+            metrics["accuracy"],
             state.best_f1,
             state.best_step,
         )
