@@ -78,6 +78,14 @@ def _add_evaluate(sub: Subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-length", type=int, default=None, help="default: the run's")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.add_argument(
+        "--claim-check",
+        action="append",
+        default=[],
+        metavar="CLAIM",
+        help="the file's claim negated or reversed (repeatable): supports and doubts must swap "
+        "on >= 80%% of the statements labelled either (exit 1 when they do not)",
+    )
 
 
 def _add_cv(sub: Subparsers) -> None:
@@ -208,13 +216,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     ds = load_statements(args.data, predictor.claim)
     pairs = list(zip(ds["claim"], ds["text"], strict=True))
     probs = predictor.classify_rows(pairs, ds["prev_text"], ds["next_text"])
-    metrics = compute_metrics(probs.argmax(-1).tolist(), list(ds["label"]))
+    predicted = probs.argmax(-1).tolist()
+    metrics = compute_metrics(predicted, list(ds["label"]))
+    check = None
+    if args.claim_check:
+        from .claimcheck import check_claims, format_check
+        from .labels import LABELS
+
+        claims = set(ds["claim"])
+        if len(claims) != 1:
+            raise StanceError(f"--claim-check: {args.data} holds {len(claims)} claims; give one")
+        before = [LABELS[k] for k in predicted]
+        check = check_claims(predictor, ds["text"], claims.pop(), args.claim_check, before)
     if args.json:
-        print(json.dumps({"model": args.model, "data": args.data, **metrics}))
+        extra = {"claim_check": check.as_dict()} if check is not None else {}
+        print(json.dumps({"model": args.model, "data": args.data, **metrics, **extra}))
     else:
         print(f"{args.model} on {args.data}")
         print(format_metrics(metrics))
-    return 0
+        if check is not None:
+            print(format_check(check))
+    return 1 if check is not None and not check.passed else 0
 
 
 def cmd_cv(args: argparse.Namespace) -> int:

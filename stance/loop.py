@@ -150,7 +150,12 @@ class EarlyStopping:
         else:
             s.evals_without_gain += 1
         logger.info(
-            "step %d dev macro-F1 %.4f (best %.4f at step %d)", s.step, f1, s.best_f1, s.best_step
+            "step %d dev macro-F1 %.4f accuracy %.4f (best macro-F1 %.4f at step %d)",
+            s.step,
+            f1,
+            metrics["accuracy"],
+            s.best_f1,
+            s.best_step,
         )
         return bool(self.patience) and s.evals_without_gain >= self.patience
 
