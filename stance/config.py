@@ -68,6 +68,11 @@ class DataConfig:
     paraphrase_weight: float = _help(
         "loss weight of a paraphrase row, times its row's", default=0.5
     )
+    negations: bool = _help(
+        "add every training row again with its claim negated and supports/doubts swapped, so "
+        "that only the claim tells the copies apart (stance.negation)",
+        default=False,
+    )
 
 
 @dataclass

@@ -18,6 +18,7 @@ from .data import group_split, label_counts, load_sources, load_statements, para
 from .errors import StanceError
 from .loop import fit, predict_pairs, weighted_loss  # noqa: F401  (re-exported: the API as before)
 from .modeling import load_base
+from .negation import negate_claims
 from .rundir import mark_incomplete, save_run
 from .train_setup import class_weights, make_accelerator  # noqa: F401  (class_weights re-exported)
 
@@ -25,9 +26,11 @@ logger = logging.getLogger(__name__)
 
 
 def augment(cfg: RunConfig, train_ds: Dataset) -> Dataset:
-    """The training rows plus their claim paraphrases (`data.paraphrases`; after any split)."""
+    """The training rows plus their claim paraphrases (`data.paraphrases`) and negations
+    (`data.negations`), made after any split from training rows only."""
     d = cfg.data
-    return paraphrase_claims(train_ds, d.paraphrases, d.paraphrase_weight, cfg.train.seed)
+    ds = paraphrase_claims(train_ds, d.paraphrases, d.paraphrase_weight, cfg.train.seed)
+    return negate_claims(ds) if d.negations else ds
 
 
 def split_training_data(cfg: RunConfig) -> tuple[Dataset, Dataset]:
