@@ -576,7 +576,7 @@ def predict_speed_rows(
     from stance.engine import StancePredictor
     from stance.labels import LABELS
 
-    name = name or ("minilm" if "minilm" in ctx.trained else "tiny")
+    name = name or trained_name(ctx)
     run_dir, s = run_dir or ctx.trained[name], ctx.sizes
     texts = _seed_texts()[1:]
     sentences = (texts * -(-s.predict_pairs // len(texts)))[: s.predict_pairs]
@@ -628,24 +628,40 @@ def predict_speed_rows(
     return rows
 
 
+def trained_name(ctx: Context) -> str:
+    """The model the prediction checks use: MiniLM when it was trained, else the tiny one."""
+    return "minilm" if "minilm" in ctx.trained else "tiny"
+
+
+def child_env(root: Path) -> dict[str, str]:
+    """The environment of a child process that imports `stance` from `root` (and the carried
+    wheels' folder)."""
+    path = [str(root), str(SITE), os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p)}
+
+
 def _child_predict(
     root: Path, run_dir: Path, pairs: int, batch: int, device: str, parallel: bool = True
 ) -> float:
     """Seconds of one timed pass of `benchmarks.predict` (after its warm-up pass) in a
     fresh process, with the `stance` package of `root`; `parallel`: TOKENIZERS_PARALLELISM."""
-    out = Path(tempfile.mkstemp(suffix=".json")[1])
-    path = [str(root), str(SITE), os.environ.get("PYTHONPATH", "")]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p)}
+    fd, name = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    out = Path(name)
+    env = child_env(root)
     env["TOKENIZERS_PARALLELISM"] = "true" if parallel else "false"
     # The benchmarks left the installed package; an older checkout has them inside it.
     inside = (root / "stance" / "benchmarks" / "predict.py").is_file()
     module = "stance.benchmarks.predict" if inside else "benchmarks.predict"
     cmd = [sys.executable, "-m", module, "stance-fp32", str(run_dir)]
     cmd += [str(pairs), str(batch), device, str(out)]
-    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=240)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{root}: exit {proc.returncode}: {proc.stderr[-1500:]}")
-    return float(json.loads(out.read_text())["seconds"])
+    try:
+        proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=240)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{root}: exit {proc.returncode}: {proc.stderr[-1500:]}")
+        return float(json.loads(out.read_text())["seconds"])
+    finally:
+        out.unlink(missing_ok=True)
 
 
 def before_after_rows(ctx: Context, util: UtilSampler, before: Path | None) -> list[Row]:
@@ -653,7 +669,7 @@ def before_after_rows(ctx: Context, util: UtilSampler, before: Path | None) -> l
     in its own process through the same benchmark entry point, alternating, same card."""
     if before is None:
         raise NotRun("no --before checkout given")
-    name = "minilm" if "minilm" in ctx.trained else "tiny"
+    name = trained_name(ctx)
     n, rows = ctx.sizes.predict_pairs, []
     for batch in ctx.sizes.predict_batches[1:]:
         for parallel in (True, False):
@@ -682,7 +698,7 @@ def profile_rows(ctx: Context, util: UtilSampler, folder: Path | None) -> list[R
 
     from stance.engine import StancePredictor
 
-    name = "minilm" if "minilm" in ctx.trained else "tiny"
+    name = trained_name(ctx)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if ctx.cuda else [])
     device_key = "self_cuda_time_total" if ctx.cuda else "self_cpu_time_total"
     batch = ctx.sizes.train_batches[-1]
@@ -714,7 +730,7 @@ def precision_agreement_rows(ctx: Context, util: UtilSampler) -> list[Row]:
 
     from stance.engine import StancePredictor
 
-    name = "minilm" if "minilm" in ctx.trained else "tiny"
+    name = trained_name(ctx)
     texts = _seed_texts()[1:]
     here = StancePredictor(ctx.trained[name], device=ctx.device).classify(texts)
     cpu = StancePredictor(ctx.trained[name], device="cpu").classify(texts)
@@ -761,11 +777,10 @@ def _predict_in_process(ctx: Context, model: Path, articles: Path, output: Path)
 
 def two_process_rows(ctx: Context, util: UtilSampler) -> list[Row]:
     """`stance predict` under torchrun with 2 processes on the one device, against 1 process."""
-    name = "minilm" if "minilm" in ctx.trained else "tiny"
+    name = trained_name(ctx)
     articles = ctx.workdir / "articles.jsonl"
     _write_articles(articles, ctx.sizes.article_copies)
-    path = [str(ROOT), str(SITE), os.environ.get("PYTHONPATH", "")]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p)}
+    env = child_env(ROOT)
     env["OMP_NUM_THREADS"] = "1"
     predict = ["-m", "stance.cli", "predict", "--model", str(ctx.trained[name])]
     predict += ["--device", ctx.device, str(articles), "--chunk-chars", str(CHUNK_CHARS)]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Sequence
-from itertools import chain
 
 import numpy as np
 import torch
 from datasets import Dataset
 from transformers import PreTrainedTokenizerBase
+
+from .encoding import pad_rows
 
 MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
 
@@ -98,15 +99,12 @@ class PadCollator:
         if self.multiple:
             longest = -(-longest // self.multiple) * self.multiple
         filled = np.arange(longest) < lengths[:, None]  # (B, T): where the tokens go
-        total = int(lengths.sum())
         batch: dict[str, torch.Tensor] = {}
         for key in MODEL_INPUTS:
             if key not in rows[0]:
                 continue
             pad = self.pad_token_id if key == "input_ids" else 0
-            out = np.full((len(rows), longest), pad, dtype=np.int64)  # (B, T)
-            out[filled] = np.fromiter(chain.from_iterable(r[key] for r in rows), np.int64, total)
-            batch[key] = torch.from_numpy(out)
+            batch[key] = torch.from_numpy(pad_rows((r[key] for r in rows), filled, pad))
         if "label" in rows[0]:
             batch["labels"] = torch.tensor([r["label"] for r in rows], dtype=torch.long)
         if "weight" in rows[0]:

@@ -6,7 +6,7 @@ threads where the GPU would otherwise wait) and batches padded as one flat copy 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import chain
 from pathlib import Path
@@ -20,6 +20,14 @@ from .errors import StanceError
 # A window's token ids, type ids (None: the model reads none) and truncated flags.
 Window = tuple[list[list[int]], list[list[int]] | None, np.ndarray]
 Inputs = list[tuple[str, str]] | list[str]
+
+
+def pad_rows(rows: Iterable[Sequence[int]], filled: np.ndarray, pad: int) -> np.ndarray:
+    """(B, T) int64: the rows' tokens where `filled` (B, T) is True, `pad` elsewhere. One flat
+    copy instead of a Python loop over rows (the loop capped GPU work at the host's pace)."""
+    out = np.full(filled.shape, pad, dtype=np.int64)
+    out[filled] = np.fromiter(chain.from_iterable(rows), np.int64, int(filled.sum()))
+    return out
 
 
 class BatchEncoder:
@@ -95,17 +103,13 @@ class BatchEncoder:
         longest = int(-(-lengths.max() // step) * step)
         # Filler rows copy a real one: an all-padding row would be fully masked (NaN in SDPA).
         mask = np.arange(longest) < lengths[:, None]  # (B, T)
-        # One flat copy per column instead of a Python loop over rows (the loop capped GPU
-        # prediction at the host's pace).
-        out = np.full((len(rows), longest), self.pad_id, dtype=np.int64)
-        out[mask] = np.fromiter(chain.from_iterable(rows), np.int64, int(lengths.sum()))
-        batch = {"input_ids": out}
+        batch = {"input_ids": pad_rows(rows, mask, self.pad_id)}
         if not mask.all():
             batch["attention_mask"] = mask.astype(np.int64)
         if self.token_types:
-            type_rows = list(types) + [types[0]] * (len(rows) - len(types)) if types else None
-            tt = np.zeros((len(rows), longest), dtype=np.int64)
-            if type_rows is not None:
-                tt[mask] = np.fromiter(chain.from_iterable(type_rows), np.int64, int(lengths.sum()))
-            batch["token_type_ids"] = tt
+            if types:
+                type_rows = list(types) + [types[0]] * (len(rows) - len(types))
+                batch["token_type_ids"] = pad_rows(type_rows, mask, 0)
+            else:
+                batch["token_type_ids"] = np.zeros(mask.shape, dtype=np.int64)
         return {k: torch.from_numpy(v) for k, v in batch.items()}
