@@ -167,6 +167,47 @@ def throughput(
     }
 
 
+def _row_loop_pad(rows: list[dict], pad_id: int, multiple: int) -> dict[str, torch.Tensor]:
+    """The row-by-row padding PadCollator used before (the reference it is timed against)."""
+    longest = -(-max(len(r["input_ids"]) for r in rows) // multiple) * multiple
+    batch = {}
+    for key in ("input_ids", "token_type_ids", "attention_mask"):
+        out = torch.full((len(rows), longest), pad_id if key == "input_ids" else 0)
+        for i, r in enumerate(rows):
+            out[i, : len(r[key])] = torch.as_tensor(r[key])
+        batch[key] = out
+    return batch
+
+
+def collate_times(batch_sizes: tuple[int, ...] = (16, 256), repeats: int = 20) -> dict:
+    """Milliseconds to pad one batch of MiniLM-tokenised seed rows: the package's PadCollator,
+    the row-by-row loop it replaced, and transformers' DataCollatorWithPadding (each to a
+    multiple of 8; the same tensors)."""
+    from transformers import AutoTokenizer
+
+    from stance.batching import PadCollator
+    from stance.modeling import minilm_path
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
+    tokenized = tokenize(_rows(max(batch_sizes)), tokenizer, 128)
+    cols = ["input_ids", "token_type_ids", "attention_mask"]
+    ours = PadCollator(tokenizer.pad_token_id, 8)
+    theirs = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8)
+    rows_out = []
+    for bs in batch_sizes:
+        rows = tokenized.select_columns(cols).select(range(bs)).to_list()
+        timed = []
+        for fn in (ours, lambda r: _row_loop_pad(r, tokenizer.pad_token_id, 8), theirs):
+            fn(rows)  # warm-up
+            start = time.perf_counter()
+            for _ in range(repeats):
+                fn(rows)
+            timed.append(1000 * (time.perf_counter() - start) / repeats)
+        rows_out.append([bs, *timed])
+    headers = ["batch", "PadCollator ms", "row loop ms", "DataCollatorWithPadding ms"]
+    return {"raw": rows_out, "table": table(headers, rows_out)}
+
+
 def profile(steps: int = 10, batch_size: int = 16) -> str:
     """torch.profiler's top operators (self CPU time) over `steps` steps of stance's loop."""
     cfg = _config(steps, batch_size, 128, [])

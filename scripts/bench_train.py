@@ -1,7 +1,7 @@
 """Training examples/s of `stance train` against `transformers.Trainer`; prints a table.
 
 python scripts/bench_train.py [--steps 30] [--rounds 3] [--quality] [--epochs-only] [--profile]
-    [--json out.json]
+    [--collate] [--json out.json]
 """
 
 import argparse
@@ -14,7 +14,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import write_json  # noqa: E402
-from benchmarks.train import epoch_scaling, profile, throughput, time_to_quality  # noqa: E402
+from benchmarks.train import (  # noqa: E402
+    collate_times,
+    epoch_scaling,
+    profile,
+    throughput,
+    time_to_quality,
+)
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__)
@@ -25,12 +31,18 @@ if __name__ == "__main__":
     p.add_argument("--quality", action="store_true", help="also train both to the end")
     p.add_argument("--epochs-only", action="store_true", help="only seconds/epoch vs rows")
     p.add_argument("--profile", action="store_true", help="torch.profiler top ops of our loop")
+    p.add_argument("--collate", action="store_true", help="only ms to pad one batch, 3 ways")
     p.add_argument("--json", help="write the results here")
     p.add_argument("overrides", nargs="*", help="config overrides for stance's loop")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.profile:
         print(profile(batch_size=args.batch_size))
+        raise SystemExit(0)
+    if args.collate:
+        result = {"collate": collate_times()}
+        print(result["collate"]["table"])
+        write_json(args.json, result)
         raise SystemExit(0)
     if args.epochs_only:
         result = {"epochs": epoch_scaling(batch_size=args.batch_size)}

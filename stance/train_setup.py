@@ -80,8 +80,8 @@ def make_loader(
 def make_collator(tokenizer: PreTrainedTokenizerBase, precision: str) -> PadCollator:
     # Multiples of 8 suit tensor cores under mixed precision; in fp32 they only add padding.
     # The package's PadCollator, not DataCollatorWithPadding: the same tensors, but with
-    # MiniLM's fast tokenizer `tokenizer.pad` took 1962 against 130 us a batch of 16 and 24.5
-    # against 2.3 ms at 256 (2-core CPU), time a GPU step waits on.
+    # MiniLM's fast tokenizer `tokenizer.pad` took 6.8 against 0.54 ms a batch of 256 (2-core
+    # CPU, `scripts/bench_train.py --collate`), time a GPU step waits on.
     return PadCollator(tokenizer.pad_token_id, 8 if precision != "no" else None)
 
 
