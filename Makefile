@@ -6,7 +6,7 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup mpnet train emergent test lint format clean gpu-bundle gpu-check
+.PHONY: setup mpnet train emergent test lint format clean gpu-bundle gpu-check docs docs-serve
 
 # The stamp depends on pyproject.toml, so setup re-runs only when dependencies change.
 .venv/.installed: pyproject.toml
@@ -28,10 +28,12 @@ mpnet: setup
 
 # The default model (README: "Which model is the default"): trained from the seed annotations
 # and written variants in the repository, nothing from ../shared. Every `make train` retrains
-# it (a few minutes), then prints its leave-one-article-out cross-validation.
+# it (a few minutes), then prints its leave-one-article-out cross-validation, also written as
+# the docs' snippet (docs/snippets/cv-withdrawal.md: date, machine, command), so the figure the
+# docs show is this run's.
 train: setup mpnet
 	$(PY) scripts/train.py --config configs/withdrawal.yaml
-	$(PY) -m stance.cli cv --config configs/withdrawal.yaml --seeds 1
+	$(PY) -m stance.cli cv --config configs/withdrawal.yaml --seeds 1 --markdown docs/snippets/cv-withdrawal.md
 
 # The Emergent-trained cross-encoder (any claim): needs ../shared; skipped when it exists.
 SHARED ?= ../shared
@@ -65,5 +67,18 @@ gpu-bundle: setup
 gpu-check: setup
 	$(PY) scripts/gpu_check.py --dry-run --json gpu-check.json
 
+# The documentation site (mkdocs.yml): mkdocs-material, mkdocstrings, the `docs` extra. --strict
+# turns a broken link, a missing page or a missing snippet into an error. Output in site/.
+DOCS_STAMP := .venv/.docs-installed
+$(DOCS_STAMP): pyproject.toml | setup
+	$(PIP) install -q -e ".[dev,docs]"
+	touch $@
+
+docs: $(DOCS_STAMP)
+	$(PY) -m mkdocs build --strict
+
+docs-serve: $(DOCS_STAMP)
+	$(PY) -m mkdocs serve
+
 clean:
-	rm -rf .venv build *.egg-info
+	rm -rf .venv build *.egg-info site

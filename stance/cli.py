@@ -93,6 +93,11 @@ def _add_cv(sub: Subparsers) -> None:
     _add_config_args(p)
     p.add_argument("--seeds", type=int, default=3, help="seeds per fold")
     p.add_argument("--json", help="also write the full report to this JSON file")
+    p.add_argument(
+        "--markdown",
+        metavar="PATH",
+        help="also write the report as a Markdown snippet for the docs (date, machine, command)",
+    )
 
 
 def _add_predict(sub: Subparsers) -> None:
@@ -251,6 +256,12 @@ def cmd_cv(args: argparse.Namespace) -> int:
         from .atomic import atomic_write_text
 
         atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
+    if args.markdown:
+        from .crossval import markdown_report
+        from .snippets import write_snippet
+
+        title = f"Leave-one-article-out cross-validation: {report['name']}, {args.seeds} seed(s)"
+        write_snippet(args.markdown, title, markdown_report(report))
     return 0
 
 

@@ -160,3 +160,32 @@ def format_report(report: dict) -> str:
             f"{s['seconds_per_fold']:.1f} s per fold-run"
         )
     return "\n".join(lines)
+
+
+def markdown_report(report: dict) -> str:
+    """The report as a Markdown table and summary line (for a docs snippet)."""
+    from .snippets import markdown_table
+
+    rows = []
+    for b in report["baseline"]:
+        rs = [r for r in report["runs"] if r["fold"] == b["fold"]]
+        f1m, f1s = _mean_std([r["macro_f1"] for r in rs])
+        am, as_ = _mean_std([r["accuracy"] for r in rs])
+        rows.append(
+            [b["fold"], rs[0]["n"], len(rs), f"{f1m:.3f} ± {f1s:.3f}", f"{am:.3f} ± {as_:.3f}",
+             b["macro_f1"]]
+        )
+    s = report["summary"]
+    rows.append(
+        ["**mean**", "", len(report["runs"]), f"{s['macro_f1_mean']:.3f} ± {s['macro_f1_std']:.3f}",
+         f"{s['accuracy_mean']:.3f} ± {s['accuracy_std']:.3f}", s["baseline_macro_f1_mean"]]
+    )
+    headers = ["held-out article", "n", "runs", "macro-F1", "accuracy", "majority macro-F1"]
+    text = markdown_table(headers, rows)
+    if s.get("pooled_macro_f1_mean") is not None:
+        text += (
+            f"\n\nPooled macro-F1 (every held-out prediction of a seed scored together): "
+            f"**{s['pooled_macro_f1_mean']:.3f} ± {s['pooled_macro_f1_std']:.3f}**; "
+            f"{s['seconds_per_fold']:.1f} s per fold-run."
+        )
+    return text
