@@ -1,6 +1,7 @@
 """Speed and int8 agreement of a few-shot (sentence) run directory; prints one table.
 
     python scripts/bench_fewshot.py --model models/withdrawal [--n 1024] [--rounds 3]
+        [--markdown docs/snippets/bench-fewshot.md]
 
 Rows, on the same sentences (the seed sentences and written variants, repeated to --n), in
 one process, alternating within each round (medians reported, ratios to the first row):
@@ -25,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from stance.snippets import stdout_snippet
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -33,9 +36,6 @@ def sentences(path: Path) -> list[str]:
 
 
 def main() -> None:
-    from stance.engine import StancePredictor
-    from stance.fewshot_run import load_sentence_model
-
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--model", default="models/withdrawal")
     p.add_argument("--n", type=int, default=1024, help="sentences per measurement")
@@ -43,7 +43,15 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--unseen", metavar="BODIES_CSV", help="also FNC-1 bodies (train_bodies.csv)")
     p.add_argument("--unseen-n", type=int, default=300, help="sentences from --unseen")
+    p.add_argument("--markdown", metavar="PATH", help="also write the output as a docs snippet")
     args = p.parse_args()
+    with stdout_snippet(args.markdown, f"Few-shot engine speed and int8 agreement: {args.model}"):
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
+    from stance.engine import StancePredictor
+    from stance.fewshot_run import load_sentence_model
 
     seeds = sentences(ROOT / "data" / "withdrawal.jsonl")
     variants = sentences(ROOT / "data" / "withdrawal-variants.jsonl")

@@ -1,7 +1,7 @@
 """Training examples/s of `stance train` against `transformers.Trainer`; prints a table.
 
 python scripts/bench_train.py [--steps 30] [--rounds 3] [--quality] [--epochs-only] [--profile]
-    [--collate] [--json out.json]
+    [--collate] [--json out.json] [--markdown docs/snippets/bench-train.md]
 """
 
 import argparse
@@ -21,34 +21,23 @@ from benchmarks.train import (  # noqa: E402
     throughput,
     time_to_quality,
 )
+from stance.snippets import stdout_snippet  # noqa: E402
 
-if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--max-length", type=int, default=128)
-    p.add_argument("--quality", action="store_true", help="also train both to the end")
-    p.add_argument("--epochs-only", action="store_true", help="only seconds/epoch vs rows")
-    p.add_argument("--profile", action="store_true", help="torch.profiler top ops of our loop")
-    p.add_argument("--collate", action="store_true", help="only ms to pad one batch, 3 ways")
-    p.add_argument("--json", help="write the results here")
-    p.add_argument("overrides", nargs="*", help="config overrides for stance's loop")
-    args = p.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+def main(args: argparse.Namespace) -> None:
     if args.profile:
         print(profile(batch_size=args.batch_size))
-        raise SystemExit(0)
+        return
     if args.collate:
         result = {"collate": collate_times()}
         print(result["collate"]["table"])
         write_json(args.json, result)
-        raise SystemExit(0)
+        return
     if args.epochs_only:
         result = {"epochs": epoch_scaling(batch_size=args.batch_size)}
         print(result["epochs"]["table"])
         write_json(args.json, result)
-        raise SystemExit(0)
+        return
     result = throughput(
         args.steps, args.batch_size, args.rounds, max_length=args.max_length, extra=args.overrides
     )
@@ -62,3 +51,22 @@ if __name__ == "__main__":
         result["quality"] = time_to_quality()
         print(result["quality"]["table"])
     write_json(args.json, result)
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--quality", action="store_true", help="also train both to the end")
+    p.add_argument("--epochs-only", action="store_true", help="only seconds/epoch vs rows")
+    p.add_argument("--profile", action="store_true", help="torch.profiler top ops of our loop")
+    p.add_argument("--collate", action="store_true", help="only ms to pad one batch, 3 ways")
+    p.add_argument("--json", help="write the results here")
+    p.add_argument("--markdown", metavar="PATH", help="also write the output as a docs snippet")
+    p.add_argument("overrides", nargs="*", help="config overrides for stance's loop")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    with stdout_snippet(args.markdown, "`stance train`'s loop against `transformers.Trainer`"):
+        main(args)

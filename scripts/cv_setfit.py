@@ -33,6 +33,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--iterations", type=int, default=20, help="setfit num_iterations")
     p.add_argument("--variants", action="store_true", help="train on the written variants too")
+    p.add_argument("--markdown", metavar="PATH", help="also write the output as a docs snippet")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     path = str(minilm_path() if args.base == "minilm" else mpnet_path())
@@ -66,6 +67,12 @@ def main() -> None:
     report = {"name": name, "runs": runs, "baseline": baselines}
     report["summary"] = summarise(runs, baselines)
     print(format_report(report))
+    if args.markdown:
+        from stance.crossval import markdown_report
+        from stance.snippets import write_snippet
+
+        title = f"Leave-one-article-out cross-validation: {name}, {args.seeds} seed(s)"
+        write_snippet(args.markdown, title, markdown_report(report))
 
 
 if __name__ == "__main__":

@@ -172,13 +172,25 @@ def markdown_report(report: dict) -> str:
         f1m, f1s = _mean_std([r["macro_f1"] for r in rs])
         am, as_ = _mean_std([r["accuracy"] for r in rs])
         rows.append(
-            [b["fold"], rs[0]["n"], len(rs), f"{f1m:.3f} ± {f1s:.3f}", f"{am:.3f} ± {as_:.3f}",
-             b["macro_f1"]]
+            [
+                b["fold"],
+                rs[0]["n"],
+                len(rs),
+                f"{f1m:.3f} ± {f1s:.3f}",
+                f"{am:.3f} ± {as_:.3f}",
+                b["macro_f1"],
+            ]
         )
     s = report["summary"]
     rows.append(
-        ["**mean**", "", len(report["runs"]), f"{s['macro_f1_mean']:.3f} ± {s['macro_f1_std']:.3f}",
-         f"{s['accuracy_mean']:.3f} ± {s['accuracy_std']:.3f}", s["baseline_macro_f1_mean"]]
+        [
+            "**mean**",
+            "",
+            len(report["runs"]),
+            f"{s['macro_f1_mean']:.3f} ± {s['macro_f1_std']:.3f}",
+            f"{s['accuracy_mean']:.3f} ± {s['accuracy_std']:.3f}",
+            s["baseline_macro_f1_mean"],
+        ]
     )
     headers = ["held-out article", "n", "runs", "macro-F1", "accuracy", "majority macro-F1"]
     text = markdown_table(headers, rows)

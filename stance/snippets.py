@@ -7,14 +7,18 @@ machine (lscpu's model name and the SIMD flags that matter for speed) and the co
 
 from __future__ import annotations
 
+import io
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TextIO
 
 from .atomic import atomic_write_text
 
@@ -56,10 +60,8 @@ def command_line(argv: Sequence[str] | None = None) -> str:
     if argv and argv[0].endswith("stance/cli.py"):  # python -m stance.cli
         argv = [".venv/bin/stance", *argv[1:]]
     elif argv and argv[0].endswith(".py"):
-        try:
+        with suppress(ValueError):
             argv[0] = str(Path(argv[0]).resolve().relative_to(Path.cwd()))
-        except ValueError:
-            pass
         argv = [".venv/bin/python", *argv]
     elif argv and Path(argv[0]).name == "stance":
         argv = [".venv/bin/stance", *argv[1:]]
@@ -116,3 +118,47 @@ def fence(text: str, lang: str = "text") -> str:
     while ticks in text:
         ticks += "`"
     return f"{ticks}{lang}\n{text.rstrip()}\n{ticks}"
+
+
+def as_markdown(text: str) -> str:
+    """Printed output as Markdown: pipe tables kept, one-line paragraphs kept, the rest fenced.
+
+    Column-aligned reports only line up in a monospaced block, so they stay as printed.
+    """
+    blocks = [b for b in re.split(r"\n\s*\n", text.strip("\n")) if b.strip()]
+    out = []
+    for block in blocks:
+        lines = block.splitlines()
+        if all(line.lstrip().startswith("|") for line in lines) or len(lines) == 1:
+            out.append(block)
+        else:
+            out.append(fence(block))
+    return "\n\n".join(out)
+
+
+class _Tee(io.TextIOBase):
+    def __init__(self, stream: TextIO) -> None:
+        self.stream, self.buffer_ = stream, io.StringIO()
+
+    def write(self, s: str) -> int:
+        self.buffer_.write(s)
+        return self.stream.write(s)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+@contextmanager
+def stdout_snippet(path: str | Path | None, title: str) -> Iterator[None]:
+    """Print as usual; when the block ends without an error, also write what it printed to
+    `path` as a snippet (nothing happens when `path` is None; a failed run writes nothing)."""
+    if path is None:
+        yield
+        return
+    tee = _Tee(sys.stdout)
+    sys.stdout = tee
+    try:
+        yield
+    finally:
+        sys.stdout = tee.stream
+    write_snippet(path, title, as_markdown(tee.buffer_.getvalue()))
