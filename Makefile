@@ -5,6 +5,8 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+# mkdocs-material's banner about its successor, printed on every build.
+export NO_MKDOCS_2_WARNING := 1
 
 .PHONY: setup mpnet train emergent test lint format clean gpu-bundle gpu-check docs docs-serve
 
@@ -34,6 +36,7 @@ mpnet: setup
 train: setup mpnet
 	$(PY) scripts/train.py --config configs/withdrawal.yaml
 	$(PY) -m stance.cli cv --config configs/withdrawal.yaml --seeds 1 --markdown docs/snippets/cv-withdrawal.md
+	$(PY) -m stance.snippets README.md
 
 # The Emergent-trained cross-encoder (any claim): needs ../shared; skipped when it exists.
 SHARED ?= ../shared

@@ -162,3 +162,34 @@ def stdout_snippet(path: str | Path | None, title: str) -> Iterator[None]:
     finally:
         sys.stdout = tee.stream
     write_snippet(path, title, as_markdown(tee.buffer_.getvalue()))
+
+
+# README.md cannot include files (GitHub renders it as it is), so it holds copies of snippets
+# between these markers; `python -m stance.snippets README.md` refreshes them and
+# tests/test_docs.py fails when a copy differs from its snippet.
+INCLUDE = re.compile(r"(<!-- include: (?P<path>\S+) -->\n)(?P<body>.*?)(<!-- /include -->)", re.S)
+
+
+def sync_includes(text: str, root: Path) -> str:
+    """`text` with every include region replaced by the current content of its file."""
+
+    def repl(m: re.Match) -> str:
+        body = (root / m["path"]).read_text(encoding="utf-8")
+        return m.group(1) + body.rstrip("\n") + "\n" + m.group(4)
+
+    return INCLUDE.sub(repl, text)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Refresh the include regions of each Markdown file given (paths relative to the cwd)."""
+    for name in sys.argv[1:] if argv is None else argv:
+        path = Path(name)
+        text = path.read_text(encoding="utf-8")
+        new = sync_includes(text, Path.cwd())
+        if new != text:
+            atomic_write_text(path, new)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
