@@ -1,4 +1,4 @@
-"""The `setfit` library itself in the CV table of docs/design/default-model.md: leave-one-article-out, several seeds.
+"""The `setfit` library in the CV table of docs/design/default-model.md: leave-one-article-out.
 
     pip install setfit==1.2.0   # optional: `pip install -e .[setfit]`
     python scripts/cv_setfit.py [--base minilm|mpnet] [--seeds 3] [--iterations 20]
