@@ -36,7 +36,7 @@ mpnet: setup
 train: setup mpnet
 	$(PY) scripts/train.py --config configs/withdrawal.yaml
 	$(PY) -m stance.cli cv --config configs/withdrawal.yaml --seeds 1 --markdown docs/snippets/cv-withdrawal.md
-	$(PY) -m stance.snippets README.md
+	$(PY) -m stance.snippets README.md BENCHMARKS.md
 
 # The Emergent-trained cross-encoder (any claim): needs ../shared; skipped when it exists.
 SHARED ?= ../shared

@@ -185,10 +185,11 @@ def test_commands_join_continuation_lines():
     assert commands(body) == ["stance a --b c", "stance d"]
 
 
-def test_the_readme_copies_of_snippets_are_current():
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert INCLUDE.search(text), "README.md includes no snippet"
-    assert sync_includes(text, ROOT) == text, "run: .venv/bin/python -m stance.snippets README.md"
+@pytest.mark.parametrize("name", ["README.md", "BENCHMARKS.md"])
+def test_copies_of_snippets_are_current(name):
+    text = (ROOT / name).read_text(encoding="utf-8")
+    assert INCLUDE.search(text), f"{name} includes no snippet"
+    assert sync_includes(text, ROOT) == text, f"run: .venv/bin/python -m stance.snippets {name}"
 
 
 def test_mkdocs_build_is_strict_and_clean(tmp_path):
