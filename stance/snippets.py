@@ -121,18 +121,26 @@ def fence(text: str, lang: str = "text") -> str:
 
 
 def as_markdown(text: str) -> str:
-    """Printed output as Markdown: pipe tables kept, one-line paragraphs kept, the rest fenced.
+    """Printed output as Markdown: pipe tables kept, single lines kept, other runs fenced.
 
     Column-aligned reports only line up in a monospaced block, so they stay as printed.
     """
-    blocks = [b for b in re.split(r"\n\s*\n", text.strip("\n")) if b.strip()]
     out = []
-    for block in blocks:
-        lines = block.splitlines()
-        if all(line.lstrip().startswith("|") for line in lines) or len(lines) == 1:
-            out.append(block)
-        else:
-            out.append(fence(block))
+    for block in re.split(r"\n\s*\n", text.strip("\n")):
+        lines = [line for line in block.splitlines() if line.strip()]
+        # Runs of table lines and of other lines, in order (a table may sit in a text block).
+        runs: list[list[str]] = []
+        for line in lines:
+            is_table = line.lstrip().startswith("|")
+            if runs and runs[-1][0].lstrip().startswith("|") == is_table:
+                runs[-1].append(line)
+            else:
+                runs.append([line])
+        for run in runs:
+            if run[0].lstrip().startswith("|") or len(run) == 1:
+                out.append("\n".join(run))
+            else:
+                out.append(fence("\n".join(run)))
     return "\n\n".join(out)
 
 

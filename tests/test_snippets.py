@@ -75,6 +75,11 @@ def test_nothing_is_written_without_a_path(tmp_path, capsys):
     assert not list(tmp_path.iterdir())
 
 
+def test_a_table_inside_a_printed_block_stays_a_table():
+    text = as_markdown("title\n| a |\n|---|\n| 1 |\nfooter")
+    assert text == "title\n\n| a |\n|---|\n| 1 |\n\nfooter"
+
+
 def test_as_markdown_never_breaks_out_of_its_fence():
     text = as_markdown("a\n```\nb")
     assert text.startswith("````text\n") and text.endswith("\n````")
