@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 from conftest import DATA
@@ -251,3 +252,53 @@ def test_context_that_is_not_text_is_named_with_its_line(tmp_path):
     with pytest.raises(InputError) as err:
         read_statements(path)
     assert err.value.line == 2 and "'prev_text' must be a string" in str(err.value)
+
+
+WRITTEN = DATA.parent / "withdrawal-written.jsonl"
+WRITTEN_TOPICS = {
+    "ministry",
+    "denial",
+    "analysis",
+    "intelligence",
+    "satellite",
+    "markets",
+    "diplomacy",
+    "restated-dispute",
+    "concession",
+    "background",
+    "rebuttal",
+    "shelling",
+    "other",
+}
+
+
+def _tokens(text: str) -> frozenset[str]:
+    return frozenset(re.findall(r"[a-z0-9']+", text.lower()))
+
+
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / len(a | b)
+
+
+def test_written_statements_load_balanced_and_well_formed():
+    statements = read_statements(WRITTEN)  # raises on a duplicate id or an unknown label
+    assert len(statements.rows) >= 400 and statements.skipped == 0
+    counts = label_counts(load_statements(WRITTEN))
+    # Roughly a third each (issue #22): no label under a quarter of the file.
+    assert all(n >= len(statements.rows) / 4 for n in counts.values()), counts
+    raw = [json.loads(line) for line in WRITTEN.read_text(encoding="utf-8").splitlines()]
+    assert {r["article_id"] for r in raw} == {"w-stmt"}
+    assert {r["topic"] for r in raw} <= WRITTEN_TOPICS
+    assert all("2022-02-15" <= r["date"] <= "2022-02-24" for r in raw)
+    assert all(r["note"] == "mixed" for r in raw if r.get("note", "").startswith("mix"))
+
+
+def test_written_statements_are_not_near_copies_of_seed_rows_or_of_each_other():
+    others = [DATA, DATA.parent / "withdrawal-variants.jsonl"]
+    # Raw lines, so the seed's skip rows count too.
+    lines = [line for path in others for line in path.read_text(encoding="utf-8").splitlines()]
+    seen = [_tokens(json.loads(line)["text"]) for line in lines if line.strip()]
+    written = [_tokens(r["text"]) for r in read_statements(WRITTEN).rows]
+    worst_seed = max(_jaccard(w, s) for w in written for s in seen)
+    worst_pair = max(_jaccard(a, b) for i, a in enumerate(written) for b in written[i + 1 :])
+    assert worst_seed < 0.8 and worst_pair < 0.8, (worst_seed, worst_pair)
