@@ -1,11 +1,16 @@
 """Print the per-article label counts of a statement file as the datasheet's Markdown table.
 
 python scripts/article_counts.py data/withdrawal-articles.jsonl [--files data/articles]
+    [--predicted out/summary.json]
 
 One row per article (in file order): supports, doubts, neutral, labelled, skip and all rows,
 the issue's article score (share of supports minus share of doubts among labelled rows) and
 the `stance_score` that `stance predict` reports ((supports - doubts) / (supports + doubts)).
 The file is validated by `stance.data.read_statements` first, so a bad row stops it.
+
+With --predicted (the summary.json of `stance predict` on the same articles), a second table
+sets the gold scores beside the predicted ones (over the sentences the model counted as on
+the claim) and prints the Pearson correlation of each score across articles.
 """
 
 import argparse
@@ -13,6 +18,8 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -69,9 +76,41 @@ def _row(article: str, c: Counter, files: Path | None, bold: bool = False) -> st
     return "| " + " | ".join(cells) + " |"
 
 
+def _scores(c: Counter) -> tuple[float, float | None]:
+    return share_score(c), stance_score(dict(c))
+
+
+def compare(counts: dict[str, Counter], summary_path: Path) -> str:
+    """Gold against predicted article scores, and their Pearson correlation across articles."""
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    predicted = {a["article_id"]: a for a in summary["articles"]}
+    lines = [
+        "| article | gold share | predicted share | gold stance_score | predicted stance_score |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    pairs: list[tuple[float, float, float | None, float | None]] = []
+    for article, c in counts.items():
+        a = predicted[article]  # a KeyError names an article the summary lacks
+        p = Counter(a["counts"])
+        p["labelled"] = sum(a["counts"].values())
+        pairs.append((*_scores(c), *_scores(p)))
+        cells = ["-" if v is None else f"{v:+.2f}" for v in pairs[-1]]
+        lines.append(f"| {article} | {cells[0]} | {cells[2]} | {cells[1]} | {cells[3]} |")
+    lines.append("")
+    for name, gold, pred in (("share", 0, 2), ("stance_score", 1, 3)):
+        kept = [(x[gold], x[pred]) for x in pairs if x[gold] is not None and x[pred] is not None]
+        r = np.corrcoef(np.array(kept).T)[0, 1] if len(kept) > 2 else float("nan")
+        lines.append(f"Pearson r, gold vs predicted {name}: {r:.3f} ({len(kept)} articles)")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("statements", type=Path, help="a statement file with article_id on its rows")
     p.add_argument("--files", type=Path, help="folder of the articles, to name each file")
+    p.add_argument("--predicted", type=Path, help="summary.json of `stance predict`")
     args = p.parse_args()
-    print(markdown(article_counts(args.statements), args.files))
+    counts = article_counts(args.statements)
+    print(markdown(counts, args.files))
+    if args.predicted:
+        print("\n" + compare(counts, args.predicted))
