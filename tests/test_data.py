@@ -2,7 +2,7 @@ import json
 import re
 
 import pytest
-from conftest import DATA
+from conftest import DATA, ROOT, SEEDS
 from datasets import ClassLabel
 
 from stance.data import (
@@ -17,6 +17,11 @@ from stance.data import (
 )
 from stance.errors import InputError
 from stance.labels import DEFAULT_CLAIM, LABELS
+from stance.segment import article_id_from_path, read_text, sentence_records
+
+ARTICLES = ROOT / "data" / "articles"
+ARTICLE_ROWS = ROOT / "data" / "withdrawal-articles.jsonl"
+ROW_FIELDS = {"id", "article_id", "sentence_index", "text", "label", "skip", "note"}
 
 
 def write_rows(path, rows):
@@ -302,3 +307,41 @@ def test_written_statements_are_not_near_copies_of_seed_rows_or_of_each_other():
     worst_seed = max(_jaccard(w, s) for w in written for s in seen)
     worst_pair = max(_jaccard(a, b) for i, a in enumerate(written) for b in written[i + 1 :])
     assert worst_seed < 0.8 and worst_pair < 0.8, (worst_seed, worst_pair)
+
+
+@pytest.mark.parametrize(
+    ("folder", "rows_path", "pattern"),
+    [(SEEDS, DATA, "*.txt"), (ARTICLES, ARTICLE_ROWS, "w*.txt")],
+    ids=["seeds", "written-articles"],
+)
+def test_labelled_rows_are_the_segmenter_output_of_their_articles(folder, rows_path, pattern):
+    # Rows must be exactly what `stance segment` cuts from the files (ids, order, text byte
+    # for byte), so a model reading an article sees the sentences and neighbours labelled.
+    files = sorted(folder.glob(pattern))
+    expected = [r for p in files for r in sentence_records(article_id_from_path(p), read_text(p))]
+    rows = [json.loads(line) for line in rows_path.read_text(encoding="utf-8").splitlines()]
+    keys = ("id", "article_id", "sentence_index", "text")
+    assert [{k: r[k] for k in keys} for r in rows] == expected
+    for r in rows:
+        assert set(r) <= ROW_FIELDS, r["id"]
+        if r.get("skip"):
+            assert r["skip"] is True and "label" not in r, r["id"]
+        else:
+            assert r.get("label") in LABELS, r["id"]
+    assert len(read_statements(rows_path).rows) == sum(not r.get("skip") for r in rows)
+
+
+def test_written_articles_are_whole_articles_with_varied_stance():
+    # Issue 22: at least 12 articles of 10-20 labelled sentences, whose article scores
+    # (share of supports minus share of doubts) spread from doubting to supportive.
+    rows = [json.loads(line) for line in ARTICLE_ROWS.read_text(encoding="utf-8").splitlines()]
+    labels: dict[str, list[str]] = {}
+    for r in rows:
+        labels.setdefault(r["article_id"], [])
+        if not r.get("skip"):
+            labels[r["article_id"]].append(r["label"])
+    assert len(labels) >= 12 and not set(labels) & {"000", "003", "004"}
+    assert all(10 <= len(v) <= 20 for v in labels.values())
+    scores = [(v.count("supports") - v.count("doubts")) / len(v) for v in labels.values()]
+    assert min(scores) <= -0.3 and max(scores) >= 0.3
+    assert sum(abs(s) < 0.15 for s in scores) >= 2  # a few mostly neutral articles

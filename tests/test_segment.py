@@ -105,6 +105,18 @@ def test_segment_cli_writes_all_seed_sentences(tmp_path):
     assert {r["article_id"] for r in rows} == {"000", "003", "004"}
 
 
+def test_segment_cli_writes_all_written_article_sentences(tmp_path):
+    # The same check for the written articles of issue 22 (data/articles/w*.txt).
+    out = tmp_path / "sentences.jsonl"
+    files = sorted((ROOT / "data" / "articles").glob("w*.txt"))
+    assert main(["segment", *map(str, files), "--output", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    labelled_file = ROOT / "data" / "withdrawal-articles.jsonl"
+    labelled = [json.loads(line) for line in labelled_file.open(encoding="utf-8")]
+    assert [(r["id"], r["text"]) for r in rows] == [(r["id"], r["text"]) for r in labelled]
+    assert {r["article_id"] for r in rows} == {p.stem for p in files}
+
+
 def test_segment_cli_keeps_going_after_a_bad_file(tmp_path, caplog):
     good = tmp_path / "good.txt"
     good.write_text("Fine. Also fine.")
