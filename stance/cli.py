@@ -77,6 +77,12 @@ def _add_evaluate(sub: Subparsers) -> None:
     p.add_argument("--claim", help="claim for rows without one (default: the model's)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-length", type=int, default=None, help="default: the run's")
+    p.add_argument(
+        "--quantize",
+        choices=["none", "int8"],
+        default="none",
+        help="int8: score the CPU's int8 path (as `stance predict --quantize int8` runs it)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.add_argument(
         "--claim-check",
@@ -211,7 +217,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     # The same inference path as `stance predict`, so the two can never disagree.
     predictor = StancePredictor(
-        args.model, claim=args.claim, batch_size=args.batch_size, max_length=args.max_length
+        args.model,
+        claim=args.claim,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        quantize=args.quantize,
     )
     ds = load_statements(args.data, predictor.claim)
     pairs = list(zip(ds["claim"], ds["text"], strict=True))
@@ -230,9 +240,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         check = check_claims(predictor, ds["text"], claims.pop(), args.claim_check, before)
     if args.json:
         extra = {"claim_check": check.as_dict()} if check is not None else {}
-        print(json.dumps({"model": args.model, "data": args.data, **metrics, **extra}))
+        where = {"model": args.model, "data": args.data, "precision": predictor.precision}
+        print(json.dumps({**where, **metrics, **extra}))
     else:
-        print(f"{args.model} on {args.data}")
+        print(f"{args.model} on {args.data} ({predictor.precision})")
         print(format_metrics(metrics))
         if check is not None:
             print(format_check(check))
