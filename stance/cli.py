@@ -327,6 +327,17 @@ COMMANDS = {
 }
 
 
+# What an interrupted command leaves and how to continue it (the "interrupted" message).
+RESUME_HINTS = {
+    "predict": "finished chunks are kept in OUT.partial; run the same command with --resume "
+    "to continue",
+    "train": "checkpoints are kept in the run directory; run the same command with --resume "
+    "to continue from the last one",
+    "cv": "finished fold-runs are kept in the --json file; run the same command with --resume "
+    "to continue",
+}
+
+
 def _terminate(signum: int, frame: object) -> None:
     # Unwind like Ctrl-C so progress bars close and temporary files are removed; checkpoints
     # and outputs are atomic, so whatever was complete stays complete.
@@ -337,6 +348,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
+    # No tqdm monitor thread: a daemon thread that may still run Python while an interrupt
+    # unwinds the main thread into interpreter shutdown, one way to end in "Fatal Python
+    # error: PyThreadState_Get" (issue 26); the bars refresh on their own updates anyway.
+    from tqdm import tqdm
+
+    tqdm.monitor_interval = 0
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -352,7 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.error("%s", e)
         return 2
     except KeyboardInterrupt:
-        logger.error("interrupted")
+        hint = RESUME_HINTS.get(args.command)
+        logger.error("interrupted%s", f": {hint}" if hint else "")
         return 130
     except BrokenPipeError:
         # `stance predict -o - | head`: the reader left; no traceback, and no second error

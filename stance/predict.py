@@ -235,7 +235,7 @@ def _merge_parts(
 ) -> None:
     """(Main process, every part finished) the output from the sidecars, which then go."""
     if read:  # nothing read: nothing is written, and the report says so
-        finish_output(predictor, parts, report, summary)
+        finish_output(predictor, parts, report, summary)  # removes the sidecars too
     for p in parts:
         p.unlink(missing_ok=True)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from .atomic import atomic_open
+from .atomic import Staging
 from .errors import StanceError
 from .labels import LABELS
 from .predict_options import EXIT_NOTHING_READ, EXIT_PARTIAL, STDOUT, output_format
@@ -167,12 +167,13 @@ def _write_output(
     chunks: Iterable[tuple[int, list[dict[str, Any]]]],
     report: RunReport,
     summary: Any | None,
+    stage: Staging,
 ) -> list[str]:
-    """Stream the sidecar records into OUT atomically; returns up to 10 truncated articles."""
+    """Stream the sidecar records into OUT's staged file; returns up to 10 truncated articles."""
     fmt = output_format(output)
     truncated_ids: list[str] = []  # a sample for the log, not every id (memory stays flat)
     to_stdout = str(output) == STDOUT
-    with contextlib.nullcontext(sys.stdout) if to_stdout else atomic_open(output, "w") as f:
+    with contextlib.nullcontext(sys.stdout) if to_stdout else stage.open(output, "w") as f:
         writer = csv.writer(f, lineterminator="\n") if fmt == ".csv" else None
         if writer is not None:
             writer.writerow(COLUMNS)
@@ -203,13 +204,25 @@ def _write_output(
 def finish_output(
     predictor: StancePredictor, parts: list[Path], report: RunReport, summary: str | Path | None
 ) -> None:
-    """Merge the finished sidecars into the output (and the summary); log truncation."""
+    """Merge the finished sidecars into the output (and the summary), then remove them.
+
+    Everything is staged first; the renames into place and the sidecars' removal are one
+    step that SIGINT/SIGTERM cannot split (stance.atomic.Staging.commit): outputs first, the
+    sidecars last, so even a SIGKILL leaves either a resumable run or a finished one.
+    """
     from .summary import SummaryBuilder, write_summary
 
     builder = SummaryBuilder() if summary is not None else None
     # Each part lists its chunks in increasing order; merging by index restores input order.
     merged = heapq.merge(*(_read_partial(p) for p in parts), key=lambda c: c[0])
-    truncated_ids = _write_output(report.output, merged, report, builder)
+    with Staging() as stage:
+        truncated_ids = _write_output(report.output, merged, report, builder, stage)
+        if builder is not None and summary is not None:
+            for fail in report.failures:
+                builder.add_failure(fail.input, fail.line, fail.error)
+            write_summary(summary, builder.build(**_summary_meta(predictor, report)), stage)
+            report.summary = Path(summary)
+        stage.commit(then=[p.unlink for p in parts if p.exists()])
     if report.truncated:
         more = report.truncated_articles - len(truncated_ids)
         shown = ", ".join(truncated_ids) + (f" and {more} more" if more else "")
@@ -220,20 +233,18 @@ def finish_output(
             plural(report.truncated_articles, "article"),
             shown,
         )
-    if builder is not None and summary is not None:
-        for fail in report.failures:
-            builder.add_failure(fail.input, fail.line, fail.error)
-        meta = {
-            "model": str(predictor.model_dir),
-            "claim": predictor.claim,
-            "labels": list(LABELS),
-            "max_length": predictor.max_length,
-            "precision": predictor.precision,
-            "relevance": predictor.relevance_settings(),
-            "output": str(report.output),
-        }
-        write_summary(summary, builder.build(**meta))
-        report.summary = Path(summary)
+
+
+def _summary_meta(predictor: StancePredictor, report: RunReport) -> dict[str, Any]:
+    return {
+        "model": str(predictor.model_dir),
+        "claim": predictor.claim,
+        "labels": list(LABELS),
+        "max_length": predictor.max_length,
+        "precision": predictor.precision,
+        "relevance": predictor.relevance_settings(),
+        "output": str(report.output),
+    }
 
 
 def log_outcome(report: RunReport) -> None:
