@@ -32,7 +32,8 @@ if TYPE_CHECKING:  # the engine imports torch; this module needs only its attrib
 # `stance predict`'s one logger, as before the split (log lines name their logger).
 logger = logging.getLogger("stance.predict")
 
-PARTIAL_FORMAT = "stance-predict-partial/1"
+# /2: long articles are cut into parts (records.iter_chunks); /1 sidecars are not resumed.
+PARTIAL_FORMAT = "stance-predict-partial/2"
 
 
 # ---------------------------------------------------------------- sidecar (part file)
@@ -162,6 +163,34 @@ class RunReport:
         return EXIT_PARTIAL if self.failures else 0
 
 
+class _Tally:
+    """One article's sentences so far (its parts arrive as consecutive records): the next
+    sentence index, and its labels, relevance and truncation for the summary and report."""
+
+    def __init__(self, record: dict[str, Any]):
+        self.id = record["id"]
+        self.sentences = 0
+        self.labels: list[int] = []
+        self.on_claim: list[bool] | None = [] if "on_claim" in record else None
+        self.truncated = 0
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.sentences += len(record["sentences"])
+        self.labels += record["labels"]
+        if self.on_claim is not None:
+            self.on_claim += record["on_claim"]
+        self.truncated += len(record["truncated"])
+
+
+def _write_rows(f: IO[str], writer: Any, record: dict[str, Any], start: int) -> None:
+    for row in record_rows(record, start):
+        if writer is not None:
+            # JSON's spelling of booleans, so both formats read the same
+            writer.writerow(str(v).lower() if isinstance(v, bool) else v for v in row.values())
+        else:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
 def _write_output(
     output: Path,
     chunks: Iterable[tuple[int, list[dict[str, Any]]]],
@@ -173,31 +202,34 @@ def _write_output(
     fmt = output_format(output)
     truncated_ids: list[str] = []  # a sample for the log, not every id (memory stays flat)
     to_stdout = str(output) == STDOUT
+    tally: _Tally | None = None
+
+    def close(t: _Tally | None) -> None:
+        if t is None:
+            return
+        report.articles += 1
+        report.sentences += t.sentences
+        report.truncated += t.truncated
+        if t.truncated:
+            report.truncated_articles += 1
+            if len(truncated_ids) < 10:
+                truncated_ids.append(t.id)
+        if summary is not None:
+            labels = (LABELS[k] for k in t.labels)
+            summary.add_article(t.id, labels, t.truncated, t.on_claim)
+
     with contextlib.nullcontext(sys.stdout) if to_stdout else stage.open(output, "w") as f:
         writer = csv.writer(f, lineterminator="\n") if fmt == ".csv" else None
         if writer is not None:
             writer.writerow(COLUMNS)
         for _, records in chunks:
             for rec in records:
-                report.articles += 1
-                report.sentences += len(rec["sentences"])
-                report.truncated += len(rec["truncated"])
-                if rec["truncated"]:
-                    report.truncated_articles += 1
-                    if len(truncated_ids) < 10:
-                        truncated_ids.append(rec["id"])
-                for row in record_rows(rec):
-                    if writer is not None:
-                        # JSON's spelling of booleans, so both formats read the same
-                        writer.writerow(
-                            str(v).lower() if isinstance(v, bool) else v for v in row.values()
-                        )
-                    else:
-                        f.write(json.dumps(row, ensure_ascii=False) + "\n")
-                if summary is not None:
-                    labels = (LABELS[k] for k in rec["labels"])
-                    truncated = len(rec["truncated"])
-                    summary.add_article(rec["id"], labels, truncated, rec.get("on_claim"))
+                if not rec.get("part") or tally is None:  # a new article
+                    close(tally)
+                    tally = _Tally(rec)
+                _write_rows(f, writer, rec, tally.sentences)
+                tally.add(rec)
+        close(tally)
     return truncated_ids
 
 

@@ -63,6 +63,31 @@ def split_sentences(text: str) -> list[str]:
     return sentences
 
 
+def text_pieces(text: str, size: int) -> Iterator[str]:
+    """`text` cut into consecutive pieces of about `size` characters (at least one).
+
+    Cuts fall only where `split_sentences` already cuts (line ends, and the points where an
+    over-long line is divided), so the sentences of the pieces, in turn, are the sentences of
+    the whole text. A piece can exceed `size` by one such segment (at most a line's
+    `_MAX_CHUNK` characters).
+    """
+    text = text.replace("\x00", " ").lstrip("\ufeff")
+    piece: list[str] = []
+    length = 0
+    for line in text.splitlines(keepends=True):
+        body = line.rstrip("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+        parts = list(_chunks(body)) if body.strip() else [body]
+        parts[-1] += line[len(body) :]
+        for part in parts:
+            piece.append(part)
+            length += len(part)
+            if length >= size:
+                yield "".join(piece)
+                piece, length = [], 0
+    if piece or not text:
+        yield "".join(piece)
+
+
 def article_id_from_path(path: str | Path) -> str:
     """`000_88a8.txt` -> `000`; any other name -> its stem, made safe for use in file names."""
     stem = Path(path).stem

@@ -134,3 +134,20 @@ def test_read_article_takes_the_main_text_of_an_html_page(tmp_path):
     page.write_bytes(b"\x00\x01binary")
     with pytest.raises(InputError, match="looks binary"):
         read_article(page)
+
+
+@pytest.mark.parametrize("size", [1, 50, 700, 2500, 10**6])
+def test_text_pieces_cut_where_sentences_are_cut(size: int) -> None:
+    """Issue 26 item 3: a long article's parts give exactly the whole text's sentences."""
+    from stance.segment import _MAX_CHUNK, text_pieces
+
+    long_line = " ".join(["word"] * 1200) + ". End."  # one line over _MAX_CHUNK characters
+    text = "\ufeffFirst line. Second one.\r\n\nThird\x00line.\n" + long_line + "\nLast."
+    text += "\n" + "\n".join(p.read_text(encoding="utf-8") for p in sorted(SEEDS.glob("*.txt")))
+    pieces = list(text_pieces(text, size))
+    assert "".join(pieces) == text.replace("\x00", " ").lstrip("\ufeff")
+    assert [s for p in pieces for s in split_sentences(p)] == split_sentences(text)
+    assert all(len(p) <= size + _MAX_CHUNK + 2 for p in pieces)
+    if size >= len(text):
+        assert pieces == [text.replace("\x00", " ").lstrip("\ufeff")]
+    assert list(text_pieces("", 10)) == [""]
