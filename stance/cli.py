@@ -50,8 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_segment(sub: Subparsers) -> None:
-    p = sub.add_parser("segment", help="cut articles into sentences (JSON Lines)")
-    p.add_argument("files", nargs="+", help="article .txt files")
+    from .predict_options import EXIT_CODES_HELP, INPUTS_HELP
+
+    p = sub.add_parser(
+        "segment",
+        help="cut articles into sentences (JSON Lines)",
+        description="Cut articles into sentences; reads its inputs as `stance predict` does.",
+        epilog=EXIT_CODES_HELP,
+    )
+    p.add_argument("files", nargs="+", metavar="INPUT", help=INPUTS_HELP)
     p.add_argument("--output", "-o", required=True, help="sentences.jsonl to write")
 
 
@@ -147,22 +154,22 @@ def _add_import(sub: Subparsers) -> None:
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
+    """Sentences of every input, read as `stance predict` reads them (one reader), with its
+    exit codes: 1 when some inputs failed, 3 and no output file when all of them did."""
     from .atomic import atomic_write_lines
-    from .segment import article_id_from_path, read_article, sentence_records
+    from .predict_inputs import ArticleStream
+    from .predict_options import DEFAULT_MAX_ARTICLE_BYTES, EXIT_NOTHING_READ, EXIT_PARTIAL
+    from .segment import sentence_records
 
-    failed = 0
-    records: list[dict] = []
-    for name in args.files:
-        try:
-            records += sentence_records(article_id_from_path(name), read_article(name))
-        except StanceError as e:
-            logger.error("%s", e)
-            failed += 1
+    failures: list = []
+    articles = ArticleStream(args.files, DEFAULT_MAX_ARTICLE_BYTES, failures, log_failures=True)
+    records = [r for a in articles for r in sentence_records(a.article_id, a.text)]
+    if not articles.read:
+        logger.error("nothing could be read: no output written")
+        return EXIT_NOTHING_READ
     atomic_write_lines(args.output, (json.dumps(r, ensure_ascii=False) for r in records))
-    logger.info(
-        "%d sentences from %d files -> %s", len(records), len(args.files) - failed, args.output
-    )
-    return 1 if failed else 0
+    logger.info("%d sentences from %d articles -> %s", len(records), articles.read, args.output)
+    return EXIT_PARTIAL if failures else 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:

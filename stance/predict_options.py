@@ -40,6 +40,10 @@ def _positive_int(text: str) -> int:
     return value
 
 
+INPUTS_HELP = (
+    "article .txt files, saved .html/.htm pages (main text only), directories of them, .jsonl "
+    'files ({"id", "text"} a line), or - for standard input'
+)
 EXIT_CODES_HELP = (
     "exit codes: 0 every input was used; 1 some inputs failed (each named in the log, the "
     "others are in the output); 2 usage, config or model error (nothing written); 3 every "
@@ -54,8 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "inputs",
         nargs="+",
         metavar="INPUT",
-        help="article .txt files, saved .html/.htm pages (main text only), directories of "
-        'them, .jsonl files ({"id", "text"} a line), or - for standard input',
+        help=INPUTS_HELP,
     )
     p.add_argument("--model", required=True, help="run directory (save_pretrained + config.yaml)")
     p.add_argument("--claim", help="claim to test each sentence against (default: the model's)")

@@ -151,3 +151,35 @@ def test_text_pieces_cut_where_sentences_are_cut(size: int) -> None:
     if size >= len(text):
         assert pieces == [text.replace("\x00", " ").lstrip("\ufeff")]
     assert list(text_pieces("", 10)) == [""]
+
+
+def test_segment_reads_inputs_as_predict_does(tmp_path):
+    """Issue 26 item 4: a .jsonl batch is articles ({"id", "text"}), not sentences; a
+    directory is its article files; nothing read means exit 3 and no output file."""
+    batch = tmp_path / "batch.jsonl"
+    lines = [{"id": "a1", "text": "One here. Two here."}, {"id": "a2", "text": "Three."}]
+    batch.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    out = tmp_path / "s.jsonl"
+    assert main(["segment", str(batch), "--output", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [(r["id"], r["text"]) for r in rows] == [
+        ("a1-00", "One here."), ("a1-01", "Two here."), ("a2-00", "Three.")
+    ]  # fmt: skip
+
+    folder = tmp_path / "dir"
+    folder.mkdir()
+    (folder / "x.txt").write_text("Alpha. Beta.", encoding="utf-8")
+    assert main(["segment", str(folder), "--output", str(out)]) == 0
+    assert len(out.read_text().splitlines()) == 2
+
+    empty, missing = tmp_path / "empty", tmp_path / "none.jsonl"
+    empty.mkdir()
+    assert main(["segment", str(empty), str(tmp_path / "nope.txt"), "-o", str(missing)]) == 3
+    assert not missing.exists()
+
+
+def test_segment_help_names_every_input_kind(capsys):
+    with pytest.raises(SystemExit):
+        main(["segment", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert ".html" in help_text and ".jsonl" in help_text and "directories" in help_text
