@@ -98,8 +98,17 @@ def _add_evaluate(sub: Subparsers) -> None:
 def _add_cv(sub: Subparsers) -> None:
     p = sub.add_parser("cv", help="leave-one-article-out cross-validation")
     _add_config_args(p)
-    p.add_argument("--seeds", type=int, default=3, help="seeds per fold")
-    p.add_argument("--json", help="also write the full report to this JSON file")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per fold (default: 3)")
+    p.add_argument(
+        "--json",
+        help="also write the full report to this JSON file; it is rewritten (atomically) "
+        "after every fold-run, so an interrupted run keeps what it finished",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse the finished fold-runs in the --json file (same config and --seeds)",
+    )
 
 
 def _add_predict(sub: Subparsers) -> None:
@@ -249,15 +258,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_cv(args: argparse.Namespace) -> int:
     from .config import load_config
 
+    if args.resume and not args.json:
+        raise StanceError("--resume continues the report in --json FILE; give --json")
     cfg = load_config(args.config, args.overrides)
+    from . import cv_resume
     from .crossval import cross_validate, format_report
 
-    report = cross_validate(cfg, args.seeds)
+    key = cv_resume.resume_key(cfg, args.seeds)
+    done = cv_resume.finished_runs(args.json, key) if args.resume else []
+    save = (lambda r: cv_resume.write_partial(args.json, r, key)) if args.json else None
+    report = cross_validate(cfg, args.seeds, done=done, on_run=save)
     print(format_report(report))
     if args.json:
-        from .atomic import atomic_write_text
-
-        atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
+        cv_resume.write_partial(args.json, report, key)
     return 0
 
 
@@ -340,8 +353,8 @@ RESUME_HINTS = {
     "to continue",
     "train": "checkpoints are kept in the run directory; run the same command with --resume "
     "to continue from the last one",
-    "cv": "finished fold-runs are kept in the --json file; run the same command with --resume "
-    "to continue",
+    "cv": "with --json FILE the finished fold-runs are kept in FILE; run the same command "
+    "with --resume to continue",
 }
 
 
