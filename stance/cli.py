@@ -293,9 +293,25 @@ def cmd_split(args: argparse.Namespace) -> int:
     return 0
 
 
+# What `stance import` reads and where it comes from (named when the folder is missing).
+CORPUS_SOURCES = {
+    "emergent": "the Emergent corpus (Ferreira & Vlachos, NAACL 2016): "
+    "url-versions-2015-06-14-clean-train.csv and ...-clean-test.csv, from "
+    "https://github.com/willferreira/mscproject (folder data/emergent)",
+    "fnc1": "the FNC-1 corpus (Fake News Challenge stage 1): train_stances.csv, "
+    "train_bodies.csv (and competition_test_*.csv), from "
+    "https://github.com/FakeNewsChallenge/fnc-1",
+}
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     if not Path(args.src).is_dir():
-        raise StanceError(f"{args.src}: no such folder (expected the {args.corpus} files)")
+        raise StanceError(
+            f"{args.src}: no such folder. It should hold {CORPUS_SOURCES[args.corpus]}. "
+            "../shared is a data folder some checkouts have beside the repository; it is not "
+            "part of it: download the files, then pass their folder (for `make emergent`: "
+            "make emergent SHARED=DIR, with the files in DIR/data/emergent)"
+        )
     from .importers import import_emergent, import_fnc1
 
     if args.corpus == "fnc1":

@@ -78,3 +78,14 @@ def test_evaluate_and_predict_give_the_same_labels_with_a_cross_encoder(
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     labels = predictor.classify([r["text"] for r in rows]).argmax(-1)
     assert [r["label"] for r in rows] == [LABELS[i] for i in labels]
+
+
+def test_import_without_the_corpus_says_what_and_where(tmp_path, caplog):
+    """Issue 26 item 7: `make emergent` without ../shared names the corpus and its source."""
+    from stance.cli import main
+
+    assert main(["import", "emergent", str(tmp_path / "shared/data/emergent"), "-o", "x"]) == 2
+    msg = caplog.text
+    assert "no such folder" in msg and "Emergent corpus" in msg
+    assert "github.com/willferreira/mscproject" in msg and "SHARED=" in msg
+    assert "url-versions-2015-06-14-clean-train.csv" in msg
