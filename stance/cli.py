@@ -82,7 +82,9 @@ def _add_evaluate(sub: Subparsers) -> None:
     p.add_argument("--model", required=True, help="run directory")
     p.add_argument("--data", required=True, help="statement file (.jsonl)")
     p.add_argument("--claim", help="claim for rows without one (default: the model's)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument(
+        "--batch-size", type=int, default=64, help="sentences per forward pass (default: 64)"
+    )
     p.add_argument("--max-length", type=int, default=None, help="default: the run's")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.add_argument(
@@ -211,16 +213,37 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_model_dir(path: str) -> None:
-    """Model directory errors (missing, unfinished, pickle-only) before torch loads: a typo
-    should not take seconds to report."""
-    from .rundir import load_run
+def _check_model_dir(path: str, claim: str | None = None) -> None:
+    """Model directory errors (missing, unfinished, pickle-only) and a claim a few-shot model
+    cannot judge, before torch loads: a typo should not take seconds to report."""
+    from .labels import claim_key
+    from .rundir import SENTENCE, load_run
 
-    load_run(path)
+    run = load_run(path)
+    other_claim = claim is not None and claim_key(claim) != claim_key(run.saved_claim or "")
+    if run.kind == SENTENCE and other_claim:
+        raise StanceError(
+            f"{path} is a few-shot model of one claim ({run.saved_claim!r}); it cannot "
+            f"judge {claim!r}. Train one for that claim, or use a cross-encoder model."
+        )
+
+
+def _nothing_readable(inputs: list[str]) -> bool:
+    """True (each failure logged) when every input is a path that does not exist: answered
+    before the model loads. Other bad inputs are found, and skipped, as the run reads them."""
+    from .predict_inputs import iter_inputs
+    from .predict_options import STDIN
+
+    if any(name == STDIN or Path(name).exists() for name in inputs):
+        return False
+    for failure in iter_inputs(inputs):
+        logger.error("%s", getattr(failure, "error", failure))
+    logger.error("nothing could be read: no output written")
+    return True
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    _check_model_dir(args.model)
+    _check_model_dir(args.model, args.claim)
     from .data import load_statements
     from .engine import StancePredictor
     from .metrics import compute_metrics, format_metrics
@@ -338,7 +361,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     # Usage errors first: they should not wait seconds for torch to import.
     output_format(args.output)
-    _check_model_dir(args.model)
+    _check_model_dir(args.model, args.claim)
+    if _nothing_readable(args.inputs):
+        from .predict_options import EXIT_NOTHING_READ
+
+        return EXIT_NOTHING_READ
     from . import predict
 
     return predict.run_cli(args)
@@ -382,6 +409,9 @@ def _terminate(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.verbose:
+        # transformers draws a "Loading weights" bar on every model load; -v shows it.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
     # No tqdm monitor thread: a daemon thread that may still run Python while an interrupt

@@ -70,8 +70,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(logs stay on stderr)",
     )
     p.add_argument("--summary", help="per-article summary .json (and a .png chart beside it)")
-    p.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"sentences per forward pass (default: {DEFAULT_BATCH_SIZE}); larger is faster "
+        "until memory runs out",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda"],
+        help="where the model runs (default: auto, a GPU when there is one, else the CPU)",
+    )
     p.add_argument(
         "--quantize",
         default="none",

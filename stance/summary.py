@@ -41,14 +41,16 @@ def label_stats(counts: dict[str, int], off_claim: int = 0) -> dict[str, Any]:
     """
     n = sum(counts.values())
     counts = {label: int(counts.get(label, 0)) for label in LABELS}
+    top = [label for label in LABELS if n and counts[label] == max(counts.values())]
     return {
         "sentences": n + off_claim,
         "on_claim": n,
         "off_claim": off_claim,
         "counts": counts,
         "shares": {label: (c / n if n else 0.0) for label, c in counts.items()},
-        # max() keeps the first of equal counts, so ties go to the earlier label in LABELS.
-        "dominant": max(LABELS, key=counts.__getitem__) if n else None,
+        # A tie (3 supports, 3 doubts) has no dominant label: null, and the tied labels.
+        "dominant": top[0] if len(top) == 1 else None,
+        "tied": top if len(top) > 1 else [],
         "stance_score": stance_score(counts),
     }
 

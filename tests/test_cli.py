@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT
 
 
 @pytest.mark.parametrize(
@@ -89,3 +90,53 @@ def test_import_without_the_corpus_says_what_and_where(tmp_path, caplog):
     assert "no such folder" in msg and "Emergent corpus" in msg
     assert "github.com/willferreira/mscproject" in msg and "SHARED=" in msg
     assert "url-versions-2015-06-14-clean-train.csv" in msg
+
+
+def _cli_subprocess(argv, cwd):
+    """`stance` in a fresh interpreter: (exit code, heavy modules imported, stderr)."""
+    script = (
+        "import sys\nfrom stance import cli\nrc = cli.main(sys.argv[1:])\n"
+        "heavy = [m for m in ('torch', 'transformers') if m in sys.modules]\n"
+        "print('RESULT', rc, heavy, file=sys.stderr)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *map(str, argv)], capture_output=True, text=True, cwd=cwd
+    )
+    return proc.stderr
+
+
+def test_missing_inputs_answer_before_the_model_loads(tiny_model_dir, tmp_path):
+    """Issue 26 item 8: when no input exists, exit 3 at once (no torch), no output."""
+    err = _cli_subprocess(
+        ["predict", "--model", tiny_model_dir, "a.txt", "b.jsonl", "-o", "o.jsonl"], tmp_path
+    )
+    assert "RESULT 3 []" in err and "a.txt" in err and "b.jsonl" in err, err[-2000:]
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_a_run_shows_no_loading_weights_bar(tiny_model_dir, tmp_path):
+    """Issue 26 item 8: transformers' "Loading weights" bar is not drawn (-v shows it)."""
+    seeds = sorted((ROOT / "seeds").glob("*.txt"))
+    argv = ["predict", "--model", tiny_model_dir, "--no-relevance", *seeds, "-o", "o.jsonl"]
+    err = _cli_subprocess(argv, tmp_path)
+    assert "RESULT 0" in err, err[-2000:]
+    assert "Loading weights" not in err and "predict:" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "needles"),
+    [
+        (["predict", "--help"], ["sentences per forward pass", "where the model runs"]),
+        (["evaluate", "--help"], ["sentences per forward pass"]),
+        (["cv", "--help"], ["(default: 3)", "--resume"]),
+        (["annotate", "--help"], [".html", ".jsonl"]),
+        (["segment", "--help"], [".html", ".jsonl"]),
+    ],
+)
+def test_help_explains_every_option(argv, needles, capsys):
+    from stance.cli import main
+
+    with pytest.raises(SystemExit):
+        main(argv)
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(n in text for n in needles), text

@@ -239,7 +239,8 @@ def test_summary_numbers_and_chart(tiny_model_dir: Path, tmp_path: Path) -> None
         expected = (sup - dbt) / (sup + dbt) if sup + dbt else None
         assert art["stance_score"] == pytest.approx(expected)
         assert expected is None or -1.0 <= art["stance_score"] <= 1.0
-        assert art["counts"][art["dominant"]] == max(art["counts"].values())
+        top = [label for label in LABELS if art["counts"][label] == max(art["counts"].values())]
+        assert (art["dominant"], art["tied"]) == ((top[0], []) if len(top) == 1 else (None, top))
         assert art["truncated"] == 0
     totals = data["totals"]
     assert totals["articles"] == 3 and totals["sentences"] == len(rows)
@@ -256,7 +257,10 @@ def test_summary_formula_edge_cases() -> None:
     none = article_summary("x", ["neutral", "neutral"])
     assert none["stance_score"] is None and none["dominant"] == "neutral"  # no stance, not 0.0
     tie = article_summary("y", ["supports", "doubts", "supports", "doubts", "neutral"])
-    assert tie["stance_score"] == 0.0 and tie["dominant"] == "supports"  # ties: LABELS order
+    # Issue 26 item 8: 2 vs 2 is a tie, reported as one, not as "supports"
+    assert tie["stance_score"] == 0.0 and tie["dominant"] is None
+    assert tie["tied"] == ["supports", "doubts"] and none["tied"] == []
+    assert article_summary("e", [])["dominant"] is None
     assert article_summary("z", ["doubts"] * 3 + ["supports"])["stance_score"] == -0.5
     many = [article_summary(f"a{i}", ["supports"]) for i in range(60)]
     assert render_chart(many, "claim")[:4] == b"\x89PNG"  # over 50: first 50, titled so

@@ -183,3 +183,18 @@ def test_segment_help_names_every_input_kind(capsys):
         main(["segment", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert ".html" in help_text and ".jsonl" in help_text and "directories" in help_text
+
+
+def test_refusals_name_the_option_and_the_encoding(tmp_path):
+    """Issue 26 item 8: the size refusal names --max-article-bytes; a Latin-1 file names
+    its likely encoding and how to convert it."""
+    from stance.segment import read_text
+
+    big = tmp_path / "big.txt"
+    big.write_text("word " * 100)
+    with pytest.raises(InputError, match="--max-article-bytes"):
+        read_text(big, max_bytes=100)
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("Caf\u00e9 au lait. Na\u00efve.".encode("latin-1"))
+    with pytest.raises(InputError, match=r"cp1252 .*iconv -f cp1252 -t utf-8"):
+        read_text(latin)

@@ -36,12 +36,13 @@ def _share(text: str) -> float:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of `stance annotate`."""
+    from ..predict_options import INPUTS_HELP
+
     p.add_argument(
         "inputs",
         nargs="+",
         metavar="INPUT",
-        help="article .txt files, directories of them, .jsonl files "
-        '({"id", "text"} a line), or - for standard input (as stance predict)',
+        help=INPUTS_HELP + " (read as stance predict reads them)",
     )
     p.add_argument("--claim", required=True, help="the claim every sentence is labelled against")
     p.add_argument(
