@@ -445,5 +445,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + signal.SIGPIPE
 
 
+def entry() -> None:
+    """The `stance` program: `main`, then an exit that Ctrl-C can no longer turn into a
+    failure. Once the command has returned its work is complete (outputs in place, sidecars
+    gone); a SIGINT during interpreter shutdown would otherwise end the process killed by the
+    signal (-2), or run Python code while native threads are being torn down. So the signals
+    are ignored from here on, at the C level, with no Python handler left to run."""
+    code = main()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
