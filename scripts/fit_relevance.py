@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import machine  # noqa: E402
-from benchmarks.relevance import cv_report, fit_and_report  # noqa: E402
+from benchmarks.relevance import before_report, cv_report, fit_and_report  # noqa: E402
 from stance.relevance import CONTEXT_WEIGHT, THRESHOLD, MiniLMEmbedder  # noqa: E402
 
 if __name__ == "__main__":
@@ -27,6 +27,12 @@ if __name__ == "__main__":
     p.add_argument("--fnc1", default=None, help="FNC-1 folder (optional comparison)")
     p.add_argument("--n", type=int, default=1000, help="pairs of each kind per FNC-1 split")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument(
+        "--before",
+        type=Path,
+        help="an earlier stance/relevance.py (git show REV:stance/relevance.py > FILE): its "
+        "rule on the same labelled set, for comparison",
+    )
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     start = time.perf_counter()
@@ -37,6 +43,8 @@ if __name__ == "__main__":
     print(report)
     print(f"chosen on all articles: CONTEXT_WEIGHT = {weight}, THRESHOLD = {threshold}")
     print(f"stance.relevance now: CONTEXT_WEIGHT = {CONTEXT_WEIGHT}, THRESHOLD = {THRESHOLD}")
+    if args.before is not None:
+        print(before_report(embedder, args.before))
     if args.fnc1 is not None and Path(args.fnc1).is_dir():
         print(fit_and_report(embedder, Path(args.fnc1), args.n, args.seed)[1])
     print(f"{time.perf_counter() - start:.0f} s")

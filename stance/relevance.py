@@ -38,24 +38,46 @@ logger = logging.getLogger(__name__)
 METHOD = "minilm-mean-cosine+context"
 # Chosen by `python scripts/fit_relevance.py` (whole-article CV, cost-weighted); see
 # benchmarks/relevance.py and BENCHMARKS.md.
-THRESHOLD = 0.1039
+THRESHOLD = 0.086
 CONTEXT_WEIGHT = 0.75
 CONTEXT_WINDOW = 2
 
 _AGENCIES = "associated press|ap|reuters|afp|getty images|epa|shutterstock|pa"
 _TEASERS = "read more|read also|see also|related( articles| stories)?|more stories|most read|"
-_TEASERS += "recommended|watch|listen"
-_SHARE = "share( this( article| story| page)?)?|follow us|subscribe|sign up|click here"
+_TEASERS += "recommended|watch|listen|most popular|key points|more on this story"
+_SHARE = "share( this( article| story| page| update)?)?|follow us|subscribe|sign up|click here"
+_MONTH = r"(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+_DATE = rf"(\d{{1,2}}\s+{_MONTH}|{_MONTH}\s+\d{{1,2}})(,?\s+\d{{4}})?"
+_TIME = r"(,?\s*\d{1,2}[:.]\d{2}(\s*[ap]\.?m\.?)?(\s+[a-z]{2,4})?)?"
+_WORD = r"[A-Z][\w&-]*"
+_WEEKDAY = r"((mon|tues|wednes|thurs|fri|satur|sun)day,?\s+)?"
+# What wire stories and news pages wrap around the text: none of it ends like a sentence.
+_UNENDED = r"(?![^\n]*[.!?]['\"\u2019\u201d]?\s*$)"
 _CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("advertisement", re.compile(r"^\W*(advertisement|advertising|sponsored|ad)\W*$", re.I)),
     ("read more", re.compile(rf"^\W*({_TEASERS})\s*(:|\||$)", re.I)),
-    ("template", re.compile(r"\{\{.*?\}\}|\{%.*?%\}|^\W+$")),
+    ("read more", re.compile(rf"^{_UNENDED}\W*(more (from|on) |follow our |live:)", re.I)),
+    ("template", re.compile(r"\{\{.*?\}\}|\{%.*?%\}|^\W+$|^\W*/[^/]{1,40}/\W*$")),
     # A caption's credit glued to its last sentence ("...on January 18.Associated Press"),
     # or a "Photo:" / "Credit:" label.
     ("photo credit", re.compile(
         rf"(?<=[.!?])\s*({_AGENCIES})\W*$|^\W*(photo|picture|image|credit|copyright)s?\s*:|\u00a9",
         re.I)),
+    ("photo credit", re.compile(
+        rf"^{_UNENDED}.{{0,50}}\b(handout|pool photo|photo by|image via|images? by|"
+        rf"getty images|press service)\b.{{0,40}}$", re.I)),
     ("share", re.compile(rf"^\W*({_SHARE})\W*$", re.I)),
+    # "By Moscow Bureau, Newswire"; "(Reporting by ...; Editing by ...)"
+    ("byline", re.compile(rf"^{_UNENDED}[Bb]y\s+[A-Z][\w.'-]*(\s+[\w.'&-]+){{0,5}}(,\s*[\w ]+)?$")),
+    ("byline", re.compile(r"^\W*(reporting|writing|editing|additional reporting) by\b", re.I)),
+    # "16 February 2022", "Updated 4:52 PM ET, Tue February 15, 2022", "MOSCOW, February 16."
+    ("dateline", re.compile(
+        rf"^\W*((updated|published|posted|last updated)\b.{{0,30}}?)?"
+        rf"([A-Z][\w .'-]{{0,30}},\s*([A-Z][\w ]{{0,20}}\s*[-\u2013]\s*)?)?"
+        rf"{_WEEKDAY}{_DATE}{_TIME}\W*$", re.I)),
+    ("tags", re.compile(r"^\W*(tags|topics|related topics)\s*:", re.I)),
+    # A section label: one to three capitalised words, or words split by "|" ("World | Europe")
+    ("section", re.compile(rf"^(?=.{{2,40}}$)(?=.*[a-z]){_WORD}(\s+(\|\s+)?{_WORD}){{0,2}}$")),
 )  # fmt: skip
 # All-caps teasers ("BREAKING: ...", "WATCH") are short; long capitalised lines are headlines.
 _CAPS_TEASER = re.compile(r"^[^a-z]{2,40}$")

@@ -48,6 +48,23 @@ ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
         ("Related talks in Geneva made no progress.", None),  # "Related" as a word, not a label
         ("Images by Maxar show vehicles near the border.", None),
         ("NATO chief Jens Stoltenberg said he saw no sign of a pullback.", None),
+        # issue 26: wire and web furniture (bylines, datelines, credits, sections, tags)
+        ("By Kyiv Bureau, Wire Service", "byline"),
+        ("By Our Defence Editor", "byline"),
+        ("(Reporting by the Kyiv bureau; Editing by the news desk)", "byline"),
+        ("By Tuesday, most of the units had left.", None),
+        ("Thursday 17 February 2022 09:15 GMT", "dateline"),
+        ("KHARKIV, Ukraine - 19 February 2022", "dateline"),
+        ("Updated 11:02 AM ET, Wed February 16, 2022", "dateline"),
+        ("Ministry of Defence handout", "photo credit"),
+        ("Pool photo via a wire service", "photo credit"),
+        ("Tags: Russia, Ukraine, drills", "tags"),
+        ("World | Europe", "section"),
+        ("Analysis", "section"),
+        ("Russia Says Troops Are Going Home", None),
+        ("More from Business", "read more"),
+        ("Follow our live coverage of the talks", "read more"),
+        ("Moscow announced the move on 16 February.", None),
     ],
 )
 def test_furniture_cues(text, cue):
