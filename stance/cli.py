@@ -213,37 +213,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_model_dir(path: str, claim: str | None = None) -> None:
-    """Model directory errors (missing, unfinished, pickle-only) and a claim a few-shot model
-    cannot judge, before torch loads: a typo should not take seconds to report."""
-    from .labels import claim_key
-    from .rundir import SENTENCE, load_run
-
-    run = load_run(path)
-    other_claim = claim is not None and claim_key(claim) != claim_key(run.saved_claim or "")
-    if run.kind == SENTENCE and other_claim:
-        raise StanceError(
-            f"{path} is a few-shot model of one claim ({run.saved_claim!r}); it cannot "
-            f"judge {claim!r}. Train one for that claim, or use a cross-encoder model."
-        )
-
-
-def _nothing_readable(inputs: list[str]) -> bool:
-    """True (each failure logged) when every input is a path that does not exist: answered
-    before the model loads. Other bad inputs are found, and skipped, as the run reads them."""
-    from .predict_inputs import iter_inputs
-    from .predict_options import STDIN
-
-    if any(name == STDIN or Path(name).exists() for name in inputs):
-        return False
-    for failure in iter_inputs(inputs):
-        logger.error("%s", getattr(failure, "error", failure))
-    logger.error("nothing could be read: no output written")
-    return True
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    _check_model_dir(args.model, args.claim)
+    from .preflight import check_model_dir
+
+    check_model_dir(args.model, args.claim)
     from .data import load_statements
     from .engine import StancePredictor
     from .metrics import compute_metrics, format_metrics
@@ -316,25 +289,10 @@ def cmd_split(args: argparse.Namespace) -> int:
     return 0
 
 
-# What `stance import` reads and where it comes from (named when the folder is missing).
-CORPUS_SOURCES = {
-    "emergent": "the Emergent corpus (Ferreira & Vlachos, NAACL 2016): "
-    "url-versions-2015-06-14-clean-train.csv and ...-clean-test.csv, from "
-    "https://github.com/willferreira/mscproject (folder data/emergent)",
-    "fnc1": "the FNC-1 corpus (Fake News Challenge stage 1): train_stances.csv, "
-    "train_bodies.csv (and competition_test_*.csv), from "
-    "https://github.com/FakeNewsChallenge/fnc-1",
-}
-
-
 def cmd_import(args: argparse.Namespace) -> int:
-    if not Path(args.src).is_dir():
-        raise StanceError(
-            f"{args.src}: no such folder. It should hold {CORPUS_SOURCES[args.corpus]}. "
-            "../shared is a data folder some checkouts have beside the repository; it is not "
-            "part of it: download the files, then pass their folder (for `make emergent`: "
-            "make emergent SHARED=DIR, with the files in DIR/data/emergent)"
-        )
+    from .preflight import check_corpus_dir
+
+    check_corpus_dir(args.src, args.corpus)
     from .importers import import_emergent, import_fnc1
 
     if args.corpus == "fnc1":
@@ -360,9 +318,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .predict_options import output_format
 
     # Usage errors first: they should not wait seconds for torch to import.
+    from .preflight import check_model_dir, nothing_readable
+
     output_format(args.output)
-    _check_model_dir(args.model, args.claim)
-    if _nothing_readable(args.inputs):
+    check_model_dir(args.model, args.claim)
+    if nothing_readable(args.inputs):
         from .predict_options import EXIT_NOTHING_READ
 
         return EXIT_NOTHING_READ

@@ -96,9 +96,9 @@ def run_cli(args: argparse.Namespace) -> int:
     # the sentences, loading models): a busy port or a bad --model answers at once.
     _check_port(args.host, args.port)
     if args.model:
-        from ..cli import _check_model_dir
+        from ..preflight import check_model_dir
 
-        _check_model_dir(args.model, claim)
+        check_model_dir(args.model, claim)
     max_bytes = args.max_article_bytes or DEFAULT_MAX_ARTICLE_BYTES
     sentences, failures = read_sentences(args.inputs, max_bytes)
     if not sentences:
