@@ -217,6 +217,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .preflight import check_model_dir
 
     check_model_dir(args.model, args.claim)
+    from .data import read_statements
+
+    read_statements(args.data)  # a bad --data file answers before the model loads
     from .data import load_statements
     from .engine import StancePredictor
     from .metrics import compute_metrics, format_metrics

@@ -140,3 +140,12 @@ def test_help_explains_every_option(argv, needles, capsys):
         main(argv)
     text = " ".join(capsys.readouterr().out.split())
     assert all(n in text for n in needles), text
+
+
+def test_evaluate_refuses_bad_data_before_the_model_loads(tiny_model_dir, tmp_path):
+    """Issue 26 item 8: a missing or broken --data file answers before torch loads."""
+    err = _cli_subprocess(["evaluate", "--model", tiny_model_dir, "--data", "no.jsonl"], tmp_path)
+    assert "RESULT 2 []" in err and "no.jsonl" in err, err[-2000:]
+    (tmp_path / "bad.jsonl").write_text('{"id": "1", "text": "t", "label": "maybe"}\n')
+    err = _cli_subprocess(["evaluate", "--model", tiny_model_dir, "--data", "bad.jsonl"], tmp_path)
+    assert "RESULT 2 []" in err and "bad.jsonl" in err, err[-2000:]
