@@ -6,7 +6,8 @@ the stance score, each sentence is judged by two tests:
 
 1. furniture cues (`furniture_cue`): short patterns that mark page debris whatever the claim
    (advertisement slots, "READ MORE" teasers, "More Stories", template debris `{{}}`, photo
-   credits, a sentence repeated within its article);
+   credits and handouts, bylines, datelines, section labels, tags, a sentence repeated
+   within its article); none may end like a sentence, so prose is not caught;
 2. topicality: the cosine similarity between the claim and the sentence, from frozen
    all-MiniLM-L6-v2 sentence embeddings (mean-pooled over tokens, L2-normalised), blended
    with the mean cosine of its neighbours within `CONTEXT_WINDOW` sentences of the same
@@ -15,11 +16,16 @@ the stance score, each sentence is judged by two tests:
    before" bears on the claim only through the sentences around it.
 
 `THRESHOLD` and `CONTEXT_WEIGHT` are chosen by `scripts/fit_relevance.py` on labelled
-on/off-claim sentences (the seeds' skip and labelled rows, and the written set in
-data/relevance-offtopic.jsonl), by whole-article cross-validation with a cost in which a
-dropped supports/doubts sentence costs more than a kept off-claim one (benchmarks/relevance.py;
-the table is in BENCHMARKS.md). The embedder is injectable (`Embedder`): tests use a tiny
-fake one.
+on/off-claim sentences (the seeds' skip and labelled rows, the written set in
+data/relevance-offtopic.jsonl, the data-articles branch's written articles when present), by
+whole-article cross-validation with a cost in which a dropped supports/doubts sentence costs
+three times a kept off-claim one (benchmarks/relevance.py; the table is in BENCHMARKS.md).
+The embedder is injectable (`Embedder`): tests use a tiny fake one.
+
+Known limits (BENCHMARKS.md): an article about something else entirely (oil prices, weather)
+is only partly left out, since such lines score as high as a terse reply on the claim; the
+context term also keeps a stray off-topic line between claim sentences, and drops some
+market paragraphs that the guide counts as neutral background.
 """
 
 from __future__ import annotations
