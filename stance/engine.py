@@ -37,7 +37,7 @@ from .kernels import (
     int8_layer,
     quantize_int8,
 )
-from .labels import LABELS
+from .labels import LABELS, claim_key
 from .predict_options import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_CHARS
 from .records import Article, ArticleResult, SentencePrediction, as_articles, iter_chunks
 from .runtime import release_memory, resolve_device, set_threads, tune_allocator
@@ -167,7 +167,7 @@ class StancePredictor:
         self.context_weight = float(getattr(model.config, "stance_context_weight", 0.0))
         if self.context_weight:  # in LABELS order, as the few-shot head is
             self._head_bias = model.head.bias.detach().float().cpu().numpy()
-        if not self.pairs and self.claim != normalise(saved_claim or ""):
+        if not self.pairs and claim_key(self.claim) != claim_key(saved_claim or ""):
             raise StanceError(
                 f"{self.model_dir} is a few-shot model of one claim ({saved_claim!r}); it "
                 f"cannot judge {self.claim!r}. Train one for that claim, or use a "
