@@ -8,10 +8,15 @@ Prints, per file and over both files, raw agreement and Cohen's kappa; for the a
 with `skip` as a fourth category and on the rows both passes labelled. Then the confusion of
 the disagreements (committed -> pass 2) and the disagreeing ids. The datasheet's agreement
 figures come from this script, so they are never typed by hand.
+
+python scripts/label_agreement.py --changes OLD NEW
+    counts the rows whose label differs between two versions of one file, by the rule their
+    note names (e.g. OLD from `git show <commit>:data/withdrawal-articles.jsonl`).
 """
 
 import argparse
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -59,7 +64,8 @@ def pairs(first: dict[str, str], second: dict[str, str], both_labelled: bool) ->
 def report(name: str, rows: list[tuple]) -> str:
     a, b = [r[1] for r in rows], [r[2] for r in rows]
     agree = sum(x == y for x, y in zip(a, b, strict=True))
-    return f"{name}: {agree}/{len(rows)} agree ({agree / len(rows):.1%}), kappa {cohen_kappa(a, b):.3f}"
+    kappa = cohen_kappa(a, b)
+    return f"{name}: {agree}/{len(rows)} agree ({agree / len(rows):.1%}), kappa {kappa:.3f}"
 
 
 def disagreements(rows: list[tuple]) -> list[str]:
@@ -69,6 +75,25 @@ def disagreements(rows: list[tuple]) -> list[str]:
         lines.append(f"  {x} -> {y}: {n}")
     lines.append("disagreeing ids: " + (", ".join(r[0] for r in off) or "none"))
     return lines
+
+
+def changes(old: Path, new: Path) -> str:
+    """Rows whose label differs between two versions of a file, counted by the rule in the note."""
+    before, after = committed_labels(old), committed_labels(new)
+    notes = {
+        json.loads(line)["id"]: json.loads(line).get("note", "")
+        for line in new.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    }
+    changed = [i for i in after if before.get(i) != after[i]]
+    by_rule: Counter[str] = Counter()
+    for i in changed:
+        rule = re.search(r"rule (\d+)", notes[i])
+        by_rule[f"rule {rule.group(1)}" if rule else "no numbered rule"] += 1
+    lines = [f"{new.name}: {len(changed)} labels changed"]
+    lines += [f"  {k}: {n}" for k, n in sorted(by_rule.items())]
+    lines += [f"  {i}: {before.get(i)} -> {after[i]}" for i in changed]
+    return "\n".join(lines)
 
 
 def main(statements: tuple[Path, Path], articles: tuple[Path, Path]) -> str:
@@ -92,13 +117,29 @@ if __name__ == "__main__":
         "--statements",
         nargs=2,
         type=Path,
-        default=(ROOT / "data/withdrawal-written.jsonl", ROOT / "data/labels-pass2/statements.jsonl"),
+        default=(
+            ROOT / "data/withdrawal-written.jsonl",
+            ROOT / "data/labels-pass2/statements.jsonl",
+        ),
     )
     p.add_argument(
         "--articles",
         nargs=2,
         type=Path,
-        default=(ROOT / "data/withdrawal-articles.jsonl", ROOT / "data/labels-pass2/articles.jsonl"),
+        default=(
+            ROOT / "data/withdrawal-articles.jsonl",
+            ROOT / "data/labels-pass2/articles.jsonl",
+        ),
+    )
+    p.add_argument(
+        "--changes",
+        nargs=2,
+        type=Path,
+        metavar=("OLD", "NEW"),
+        help="instead: the label changes between two versions of a file, by rule",
     )
     args = p.parse_args()
-    print(main(tuple(args.statements), tuple(args.articles)))
+    if args.changes:
+        print(changes(*args.changes))
+    else:
+        print(main(tuple(args.statements), tuple(args.articles)))

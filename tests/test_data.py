@@ -363,12 +363,14 @@ PASS2 = ROOT / "data" / "labels-pass2"
 
 def test_cohen_kappa_on_a_hand_worked_example():
     kappa = _agreement_script().cohen_kappa
-    # 10 items, 8 agree: p_o = 0.8. Rater a: 5 s, 3 d, 2 n; rater b: 4 s, 4 d, 2 n.
-    # p_e = (5*4 + 3*4 + 2*2) / 100 = 0.36; kappa = (0.8 - 0.36) / 0.64 = 0.6875.
+    # 10 items, 8 agree (one s read as d, one d read as s): p_o = 0.8. Both raters use
+    # 5 s, 3 d, 2 n, so p_e = (5*5 + 3*3 + 2*2) / 100 = 0.38; kappa = 0.42 / 0.62 = 21/31.
     a = ["s"] * 5 + ["d"] * 3 + ["n"] * 2
-    b = ["s"] * 4 + ["d"] + ["d"] * 2 + ["s"] + ["n"] * 2
+    b = ["s"] * 4 + ["d", "d", "d", "s"] + ["n"] * 2
     assert sum(x == y for x, y in zip(a, b, strict=True)) == 8
-    assert kappa(a, b) == pytest.approx(0.6875)
+    assert kappa(a, b) == pytest.approx(21 / 31)
+    # Unequal marginals: a all s but one d; b half s half d. p_o = 0.6, p_e = 0.5, kappa 0.2.
+    assert kappa(["s"] * 9 + ["d"], ["s"] * 5 + ["d"] * 5) == pytest.approx(0.2)
     assert kappa(a, a) == 1.0 and kappa(["s", "s"], ["s", "s"]) == 1.0
     assert kappa(["s", "d"], ["d", "s"]) == pytest.approx(-1.0)  # systematic disagreement
     with pytest.raises(ValueError):
