@@ -1,7 +1,7 @@
 """Print the per-article label counts of a statement file as the datasheet's Markdown table.
 
 python scripts/article_counts.py data/withdrawal-articles.jsonl [--files data/articles]
-    [--predicted out/summary.json]
+    [--predicted out/summary.json] [--ambiguities]
 
 One row per article (in file order): supports, doubts, neutral, labelled, skip and all rows,
 the issue's article score (share of supports minus share of doubts among labelled rows) and
@@ -10,7 +10,8 @@ The file is validated by `stance.data.read_statements` first, so a bad row stops
 
 With --predicted (the summary.json of `stance predict` on the same articles), a second table
 sets the gold scores beside the predicted ones (over the sentences the model counted as on
-the claim) and prints the Pearson correlation of each score across articles.
+the claim) and prints the Pearson correlation of each score across articles. With
+--ambiguities, the rows whose note names an "ambiguity" of the guide, as the datasheet lists them.
 """
 
 import argparse
@@ -104,13 +105,28 @@ def compare(counts: dict[str, Counter], summary_path: Path) -> str:
     return "\n".join(lines)
 
 
+def ambiguities(path: Path) -> str:
+    """The datasheet's 'Known ambiguities' table: labelled rows whose note names an ambiguity."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8-sig").splitlines() if line]
+    noted = [r for r in rows if r.get("note") and not r.get("skip")]
+    lines = [f"{len(noted)} labelled rows carry a note.", "", "| id | label | reason |"]
+    lines.append("| --- | --- | --- |")
+    for r in noted:
+        if "ambiguity" in r["note"]:
+            lines.append(f"| {r['id']} | {r['label']} | {r['note'].replace('|', '/')} |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("statements", type=Path, help="a statement file with article_id on its rows")
     p.add_argument("--files", type=Path, help="folder of the articles, to name each file")
     p.add_argument("--predicted", type=Path, help="summary.json of `stance predict`")
+    p.add_argument("--ambiguities", action="store_true", help="also the ambiguity-note table")
     args = p.parse_args()
     counts = article_counts(args.statements)
     print(markdown(counts, args.files))
     if args.predicted:
         print("\n" + compare(counts, args.predicted))
+    if args.ambiguities:
+        print("\n" + ambiguities(args.statements))

@@ -345,3 +345,46 @@ def test_written_articles_are_whole_articles_with_varied_stance():
     scores = [(v.count("supports") - v.count("doubts")) / len(v) for v in labels.values()]
     assert min(scores) <= -0.3 and max(scores) >= 0.3
     assert sum(abs(s) < 0.15 for s in scores) >= 2  # a few mostly neutral articles
+
+
+def _agreement_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "label_agreement", ROOT / "scripts" / "label_agreement.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+PASS2 = ROOT / "data" / "labels-pass2"
+
+
+def test_cohen_kappa_on_a_hand_worked_example():
+    kappa = _agreement_script().cohen_kappa
+    # 10 items, 8 agree (one s read as d, one d read as s): p_o = 0.8. Both raters use
+    # 5 s, 3 d, 2 n, so p_e = (5*5 + 3*3 + 2*2) / 100 = 0.38; kappa = 0.42 / 0.62 = 21/31.
+    a = ["s"] * 5 + ["d"] * 3 + ["n"] * 2
+    b = ["s"] * 4 + ["d", "d", "d", "s"] + ["n"] * 2
+    assert sum(x == y for x, y in zip(a, b, strict=True)) == 8
+    assert kappa(a, b) == pytest.approx(21 / 31)
+    # Unequal marginals: a all s but one d; b half s half d. p_o = 0.6, p_e = 0.5, kappa 0.2.
+    assert kappa(["s"] * 9 + ["d"], ["s"] * 5 + ["d"] * 5) == pytest.approx(0.2)
+    assert kappa(a, a) == 1.0 and kappa(["s", "s"], ["s", "s"]) == 1.0
+    assert kappa(["s", "d"], ["d", "s"]) == pytest.approx(-1.0)  # systematic disagreement
+    with pytest.raises(ValueError):
+        kappa(["s"], [])
+
+
+@pytest.mark.parametrize(
+    ("committed", "second"),
+    [(WRITTEN, PASS2 / "statements.jsonl"), (ARTICLE_ROWS, PASS2 / "articles.jsonl")],
+    ids=["statements", "articles"],
+)
+def test_second_pass_covers_every_id_with_a_known_label(committed, second):
+    script = _agreement_script()
+    first, other = script.committed_labels(committed), script.pass2_labels(second)
+    assert list(other) == list(first)  # every id, same order, nothing extra
+    assert set(other.values()) <= {*LABELS, "skip"}
+    assert len(script.pairs(first, other, both_labelled=False)) == len(first)
