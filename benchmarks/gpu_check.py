@@ -545,20 +545,19 @@ def _timed(ctx: Context, fn: Callable[[], Any]) -> tuple[float, Any]:
 def forward_only_rate(ctx: Context, predictor: Any, sentences: Sequence[str]) -> float:
     """Pairs/s of the network alone on batches already tokenised, padded and on the device:
     the GPU's share of the work, so the table shows how much the host costs."""
+    import numpy as np
     import torch
 
-    ids, types, _ = predictor.encoder.encode_window(predictor._prepare(sentences))
-    bs = predictor.batch_size
+    window = predictor.encoder.encode_window(predictor._prepare(sentences))
+    rows, bs = np.arange(len(window)), predictor.batch_size
     batches = [
-        predictor._to_device(
-            predictor.encoder.collate(ids[i : i + bs], types[i : i + bs] if types else None)
-        )
-        for i in range(0, len(ids), bs)
+        predictor._to_device(predictor.encoder.batch(window, rows[i : i + bs]))
+        for i in range(0, len(window), bs)
     ]
     with torch.inference_mode():
         predictor.net(**batches[0])
         seconds, _ = _timed(ctx, lambda: [predictor.net(**b) for b in batches])
-    return len(ids) / seconds
+    return len(window) / seconds
 
 
 def predict_speed_rows(

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .encoding import BatchEncoder, Inputs
+from .encoding import BatchEncoder, Inputs, Window, prepare
 from .errors import StanceError
 from .kernels import (
     FastBertClassifier,
@@ -171,10 +171,8 @@ class StancePredictor:
                     logger.debug("oneDNN prepacking unavailable (%s)", e)
             # Checked on a probe batch (with padding): a transformers upgrade that changes
             # BERT must not change the answers silently.
-            ids, types, _ = self.encoder.encode_window(
-                [(self.claim, "A probe."), (self.claim, PROBE)]
-            )
-            probe = self.encoder.collate(ids, types)
+            window = self.encoder.encode_window([(self.claim, "A probe."), (self.claim, PROBE)])
+            probe = self.encoder.batch(window, np.arange(len(window)))
             probe = self._to_device(probe)  # collated on the CPU, like every batch
             with torch.inference_mode():
                 theirs = reference(**probe)
@@ -209,12 +207,7 @@ class StancePredictor:
     def _prepare(self, items: Sequence[str] | Sequence[tuple[str, str]]) -> Inputs:
         """What the tokenizer reads of these items (sentences, paired with this predictor's
         claim, or (claim, sentence) pairs): the pairs, or for a one-claim model the statements."""
-        pairs = [(self.claim, s) if isinstance(s, str) else (s[0], s[1]) for s in items]
-        if self.pairs:
-            return pairs
-        if any(normalise(claim) != self.claim for claim, _ in pairs):
-            raise StanceError(f"{self.model_dir} judges one claim only: {self.claim!r}")
-        return [text for _, text in pairs]
+        return prepare(items, self.claim, self.pairs, self.model_dir)
 
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A CPU-collated batch on the model's device (unchanged on the CPU)."""
@@ -232,28 +225,17 @@ class StancePredictor:
         for the GPU, so the host prepares the next batch while this one runs."""
         return self.net(**self._to_device(batch))
 
-    def _window_logits(
-        self,
-        ids: Sequence[Sequence[int]],
-        types: Sequence[Sequence[int]] | None,
-        progress: Progress | None,
-    ) -> np.ndarray:
+    def _window_logits(self, window: Window, progress: Progress | None) -> np.ndarray:
         """Logits (N, len(LABELS)) of one window's token rows, in LABELS order, rows in order."""
-        order = np.argsort(np.fromiter(map(len, ids), np.int64, len(ids)), kind="stable")
         outs = []
-        for b in range(0, len(order), self.batch_size):
-            sel = order[b : b + self.batch_size]  # similar lengths share a batch
-            rows = [ids[i] for i in sel]
-            batch = self.encoder.collate(
-                rows, [types[i] for i in sel] if types is not None else None
-            )
+        for sel, batch in self.encoder.batches(window, self.batch_size):  # shortest first
             outs.append(self._forward(batch)[: len(sel)])
             if progress is not None:
                 progress(len(sel))
         # One read-back per window; columns picked on the host (no index tensor per batch).
         sorted_logits = torch.cat(outs).float().cpu()[:, self._columns].numpy()
         logits = np.empty_like(sorted_logits)
-        logits[order] = sorted_logits
+        logits[window.order()] = sorted_logits
         return logits
 
     def classify_detailed(
@@ -273,10 +255,10 @@ class StancePredictor:
         logits = np.zeros((n, len(LABELS)), dtype=np.float32)
         truncated = np.zeros(n, dtype=bool)
         start = 0
-        for ids, types, flags in self.encoder.windows(items, self.window, self._prepare):
-            truncated[start : start + len(ids)] = flags
-            logits[start : start + len(ids)] = self._window_logits(ids, types, progress)
-            start += len(ids)
+        for window in self.encoder.windows(items, self.window, self._prepare):
+            truncated[start : start + len(window)] = window.truncated
+            logits[start : start + len(window)] = self._window_logits(window, progress)
+            start += len(window)
         if self.context_weight and neighbours is not None:
             logits = self._in_context(logits, neighbours)
         return torch.softmax(torch.from_numpy(logits), dim=-1).numpy(), truncated
