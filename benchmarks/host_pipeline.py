@@ -28,7 +28,8 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -61,14 +62,24 @@ def seed_sentences() -> list[str]:
     return [json.loads(line)["text"] for f in files for line in f.open(encoding="utf-8")]
 
 
-def body_sentences(bodies_csv: Path, articles: int = 400) -> list[str]:
-    """Every sentence of the first `articles` bodies of an FNC-1 bodies CSV (news text of
-    every length, never seen in training)."""
+def bodies_of(bodies_csv: Path, articles: int = 400) -> list[str]:
+    """The first `articles` bodies of an FNC-1 bodies CSV (news of every length, never seen
+    in training)."""
+    with bodies_csv.open(encoding="utf-8", newline="") as f:
+        return [r["articleBody"] for r in itertools.islice(csv.DictReader(f), articles)]
+
+
+def segmentation_rate(bodies: Sequence[str], rounds: int) -> float:
+    """Sentences/s of `stance predict`'s segmenter (pysbd, one process): the host work
+    before tokenising when whole articles come in."""
     from stance.segment import split_sentences
 
-    with bodies_csv.open(encoding="utf-8", newline="") as f:
-        bodies = [r["articleBody"] for r in itertools.islice(csv.DictReader(f), articles)]
-    return [s for body in bodies for s in split_sentences(body)]
+    count = [0]
+
+    def split() -> None:
+        count[0] = sum(len(split_sentences(body)) for body in bodies)
+
+    return count[0] / best_of(min(rounds, 2), [split])[0] if bodies else 0.0
 
 
 def repeated(texts: Sequence[str], n: int) -> list[str]:
@@ -85,12 +96,22 @@ def tokenizer_of(kind: str) -> Any:
     return AutoTokenizer.from_pretrained(str(path))
 
 
-def set_threads(threads: int) -> None:
-    """Rust's own threads on (N > 1) or off (1); the pool's size is fixed at start-up."""
+@contextmanager
+def rust_threads(threads: int) -> Iterator[None]:
+    """Rust's own threads on (N > 1) or off (1) meanwhile; the pool's size is fixed at its
+    first use (scripts/bench_host.py sets RAYON_NUM_THREADS)."""
+    before = os.environ.get("TOKENIZERS_PARALLELISM")
     os.environ["TOKENIZERS_PARALLELISM"] = "true" if threads > 1 else "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TOKENIZERS_PARALLELISM")
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = before
 
 
-def best_of(rounds: int, passes: Sequence[Callable[[], int]]) -> list[float]:
+def best_of(rounds: int, passes: Sequence[Callable[[], Any]]) -> list[float]:
     """Best seconds of each pass over `rounds` rounds, the passes alternating in each."""
     best = [float("inf")] * len(passes)
     for _ in range(rounds):
@@ -121,12 +142,10 @@ def measure(
         assert rows == len(texts)
         return rows
 
-    set_threads(threads)
-    host()  # warm-up: thread pools, allocator
-    seconds = best_of(
-        rounds,
-        [host, lambda: len(bare.encode_batch(inputs)), lambda: len(bare.encode_batch_fast(inputs))],
-    )
+    with rust_threads(threads):
+        host()  # warm-up: thread pools, allocator
+        passes = [host, lambda: bare.encode_batch(inputs), lambda: bare.encode_batch_fast(inputs)]
+        seconds = best_of(rounds, passes)
     n = len(texts)
     return Result(kind, threads, n, n / seconds[0], n / seconds[1], n / seconds[2])
 
@@ -158,7 +177,10 @@ def report(results: Sequence[Result], texts_note: str) -> str:
 
 def run(args: Any) -> tuple[str, list[Result]]:
     """Every kind at every thread count; (report, results)."""
-    texts = body_sentences(args.bodies) if args.bodies else seed_sentences()
+    from stance.segment import split_sentences
+
+    bodies = bodies_of(args.bodies) if args.bodies else []
+    texts = [s for body in bodies for s in split_sentences(body)] or seed_sentences()
     note = f"{len(set(texts))} distinct sentences ({'FNC-1 bodies' if args.bodies else 'seeds'})"
     texts = repeated(texts, args.n)
     results = [
@@ -168,6 +190,11 @@ def run(args: Any) -> tuple[str, list[Result]]:
     ]
     note += f" repeated to {args.n}, batch {args.batch_size}, bucket {args.bucket}"
     note += f", best of {args.rounds}"
+    if bodies:  # a tenth of the bodies is enough to time pysbd
+        rate = segmentation_rate(bodies[: max(1, len(bodies) // 10)], args.rounds)
+        note += (
+            f"\nsegmenting the bodies into sentences (pysbd, 1 process): {rate:,.0f} sentences/s"
+        )
     return report(results, note), results
 
 

@@ -264,12 +264,18 @@ class StancePredictor:
         return torch.softmax(torch.from_numpy(logits), dim=-1).numpy(), truncated
 
     def _in_context(self, logits: np.ndarray, neighbours: Sequence[tuple[int, int]]) -> np.ndarray:
-        """z + w * (mean(z of the neighbours) - bias): the head on u + w * mean(u of them)."""
-        out = logits.copy()
-        for i, near in enumerate(neighbours):
-            near = [j for j in near if j >= 0]
-            if near:
-                out[i] += self.context_weight * (logits[near].mean(0) - self._head_bias)
+        """z + w * (mean(z of the neighbours) - bias): the head on u + w * mean(u of them).
+
+        Vectorised (a loop per sentence capped a GPU run near 75,000 sentences/s on one core)
+        with the loop's float32 arithmetic: a, b or a + b, divided by 1 or 2."""
+        near = np.asarray(neighbours, dtype=np.int64).reshape(-1, 2)
+        has = near >= 0
+        before, after = logits[near[:, 0]], logits[near[:, 1]]  # -1 rows are masked below
+        both = (has[:, 0] & has[:, 1])[:, None]
+        total = np.where(both, before + after, np.where(has[:, :1], before, after))
+        mean = total / has.sum(1, keepdims=True).astype(np.float32).clip(1)
+        out, rows = logits.copy(), has.any(1)
+        out[rows] += self.context_weight * (mean[rows] - self._head_bias)
         return out
 
     def classify_rows(
