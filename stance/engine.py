@@ -266,8 +266,8 @@ class StancePredictor:
     def _in_context(self, logits: np.ndarray, neighbours: Sequence[tuple[int, int]]) -> np.ndarray:
         """z + w * (mean(z of the neighbours) - bias): the head on u + w * mean(u of them).
 
-        Vectorised (a loop per sentence capped a GPU run near 75,000 sentences/s on one core)
-        with the loop's float32 arithmetic: a, b or a + b, divided by 1 or 2."""
+        Vectorised (a Python loop per sentence was host work a GPU run waited on), with the
+        loop's float32 arithmetic: a, b or a + b, divided by 1 or 2."""
         near = np.asarray(neighbours, dtype=np.int64).reshape(-1, 2)
         has = near >= 0
         before, after = logits[near[:, 0]], logits[near[:, 1]]  # -1 rows are masked below
