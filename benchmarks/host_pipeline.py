@@ -79,7 +79,8 @@ def segmentation_rate(bodies: Sequence[str], rounds: int) -> float:
     def split() -> None:
         count[0] = sum(len(split_sentences(body)) for body in bodies)
 
-    return count[0] / best_of(min(rounds, 2), [split])[0] if bodies else 0.0
+    seconds = best_of(min(rounds, 2), [split])[0]
+    return count[0] / seconds
 
 
 def repeated(texts: Sequence[str], n: int) -> list[str]:

@@ -37,7 +37,9 @@ def test_every_kind_and_thread_count_is_measured_on_the_same_sentences(hp, tmp_p
         ]
         assert all(r.sentences == 300 and r.host_per_s > 0 and r.bare_per_s > 0 for r in results)
         assert ("FNC-1 bodies" if source else "seeds") in text.splitlines()[0]
-        assert ("segmenting" in text) == bool(source)
+        segmenting = re.search(r"pysbd, 1 process\): ([\d,]+) sentences/s", text)
+        assert bool(segmenting) == bool(source)
+        assert not segmenting or int(segmenting.group(1).replace(",", "")) > 0
     line = hp.last_line(results).splitlines()[-1]
     worst = min(r.ratio for r in results)
     pattern = r"host pipeline [\d,]+ sentences/s, bare tokenizer [\d,]+ sentences/s, ratio ([\d.]+)"
