@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .encoding import BatchEncoder, Inputs
+from .encoding import BatchEncoder, Inputs, Window, prepare
 from .errors import StanceError
 from .kernels import (
     FastBertClassifier,
@@ -213,8 +213,9 @@ class StancePredictor:
         if self.int8_kernel is None:
             self._pack(candidate)  # before the check, so the packed kernels are checked
         for items in (["A probe.", PROBE], [PROBE]):
-            ids, types, _ = self.encoder.encode_window(self._prepare(items))
-            probe = self._to_device(self.encoder.collate(ids, types))  # as every batch
+            window = self.encoder.encode_window(self._prepare(items))
+            probe = self.encoder.batch(window, np.arange(len(window)))
+            probe = self._to_device(probe)  # collated on the CPU, like every batch
             with torch.inference_mode():
                 theirs = reference(**probe)
                 try:  # the oneDNN ops are torch internals: a failure means "not here"
@@ -252,12 +253,7 @@ class StancePredictor:
     def _prepare(self, items: Sequence[str] | Sequence[tuple[str, str]]) -> Inputs:
         """What the tokenizer reads of these items (sentences, paired with this predictor's
         claim, or (claim, sentence) pairs): the pairs, or for a one-claim model the statements."""
-        pairs = [(self.claim, s) if isinstance(s, str) else (s[0], s[1]) for s in items]
-        if self.pairs:
-            return pairs
-        if any(normalise(claim) != self.claim for claim, _ in pairs):
-            raise StanceError(f"{self.model_dir} judges one claim only: {self.claim!r}")
-        return [text for _, text in pairs]
+        return prepare(items, self.claim, self.pairs, self.model_dir)
 
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A CPU-collated batch on the model's device (unchanged on the CPU)."""
@@ -275,28 +271,17 @@ class StancePredictor:
         for the GPU, so the host prepares the next batch while this one runs."""
         return self.net(**self._to_device(batch))
 
-    def _window_logits(
-        self,
-        ids: Sequence[Sequence[int]],
-        types: Sequence[Sequence[int]] | None,
-        progress: Progress | None,
-    ) -> np.ndarray:
+    def _window_logits(self, window: Window, progress: Progress | None) -> np.ndarray:
         """Logits (N, len(LABELS)) of one window's token rows, in LABELS order, rows in order."""
-        order = np.argsort(np.fromiter(map(len, ids), np.int64, len(ids)), kind="stable")
         outs = []
-        for b in range(0, len(order), self.batch_size):
-            sel = order[b : b + self.batch_size]  # similar lengths share a batch
-            rows = [ids[i] for i in sel]
-            batch = self.encoder.collate(
-                rows, [types[i] for i in sel] if types is not None else None
-            )
+        for sel, batch in self.encoder.batches(window, self.batch_size):  # shortest first
             outs.append(self._forward(batch)[: len(sel)])
             if progress is not None:
                 progress(len(sel))
         # One read-back per window; columns picked on the host (no index tensor per batch).
         sorted_logits = torch.cat(outs).float().cpu()[:, self._columns].numpy()
         logits = np.empty_like(sorted_logits)
-        logits[order] = sorted_logits
+        logits[window.order()] = sorted_logits
         return logits
 
     def classify_detailed(
@@ -316,21 +301,27 @@ class StancePredictor:
         logits = np.zeros((n, len(LABELS)), dtype=np.float32)
         truncated = np.zeros(n, dtype=bool)
         start = 0
-        for ids, types, flags in self.encoder.windows(items, self.window, self._prepare):
-            truncated[start : start + len(ids)] = flags
-            logits[start : start + len(ids)] = self._window_logits(ids, types, progress)
-            start += len(ids)
+        for window in self.encoder.windows(items, self.window, self._prepare):
+            truncated[start : start + len(window)] = window.truncated
+            logits[start : start + len(window)] = self._window_logits(window, progress)
+            start += len(window)
         if self.context_weight and neighbours is not None:
             logits = self._in_context(logits, neighbours)
         return torch.softmax(torch.from_numpy(logits), dim=-1).numpy(), truncated
 
     def _in_context(self, logits: np.ndarray, neighbours: Sequence[tuple[int, int]]) -> np.ndarray:
-        """z + w * (mean(z of the neighbours) - bias): the head on u + w * mean(u of them)."""
-        out = logits.copy()
-        for i, near in enumerate(neighbours):
-            near = [j for j in near if j >= 0]
-            if near:
-                out[i] += self.context_weight * (logits[near].mean(0) - self._head_bias)
+        """z + w * (mean(z of the neighbours) - bias): the head on u + w * mean(u of them).
+
+        Vectorised (a Python loop per sentence was host work a GPU run waited on), with the
+        loop's float32 arithmetic: a, b or a + b, divided by 1 or 2."""
+        near = np.asarray(neighbours, dtype=np.int64).reshape(-1, 2)
+        has = near >= 0
+        before, after = logits[near[:, 0]], logits[near[:, 1]]  # -1 rows are masked below
+        both = (has[:, 0] & has[:, 1])[:, None]
+        total = np.where(both, before + after, np.where(has[:, :1], before, after))
+        mean = total / has.sum(1, keepdims=True).astype(np.float32).clip(1)
+        out, rows = logits.copy(), has.any(1)
+        out[rows] += self.context_weight * (mean[rows] - self._head_bias)
         return out
 
     def classify_rows(

@@ -181,9 +181,9 @@ def meta_batches(predictor: StancePredictor) -> list[dict[str, torch.Tensor]]:
     encoder = copy.copy(predictor.encoder)
     for text in BATCHES.values():
         sentences = predictor.predict([text])
-        ids, types, _ = encoder.encode_window(predictor._prepare([p.text for p in sentences]))
         for encoder.bucket in sorted({1, predictor.encoder.bucket}):
-            batches.append(encoder.collate(ids, types))
+            window = encoder.encode_window(predictor._prepare([p.text for p in sentences]))
+            batches += [batch for _, batch in encoder.batches(window, predictor.batch_size)]
     assert any("attention_mask" not in b for b in batches)  # the unpadded case is covered
     assert any("attention_mask" in b for b in batches)
     return batches
@@ -219,8 +219,8 @@ def test_forward_contract_no_mask_means_no_padding(predictors, kind):
         predictor = predictors[kind, precision]
         encoder = copy.copy(predictor.encoder)
         encoder.bucket = 1  # no rounding up, so no padding at all
-        ids, types, _ = encoder.encode_window(predictor._prepare(["One sentence."] * 3))
-        batch = encoder.collate(ids, types)
+        window = encoder.encode_window(predictor._prepare(["One sentence."] * 3))
+        batch = encoder.batch(window, np.arange(len(window)))
         assert "attention_mask" not in batch
         masked = {**batch, "attention_mask": torch.ones_like(batch["input_ids"])}
         for net in (predictor.net, TransformersForward(predictor.model)):
