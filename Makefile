@@ -38,7 +38,9 @@ train: setup mpnet
 	$(PY) -m stance.cli cv --config configs/withdrawal.yaml --seeds 1 --markdown docs/snippets/cv-withdrawal.md
 	$(PY) -m stance.snippets README.md BENCHMARKS.md
 
-# The Emergent-trained cross-encoder (any claim): needs ../shared; skipped when it exists.
+# The Emergent-trained cross-encoder: needs the Emergent corpus in $(SHARED)/data/emergent
+# (../shared is not part of the repository; `stance import` says what to download and from
+# where when the folder is missing); skipped when the model exists.
 SHARED ?= ../shared
 emergent: setup models/emergent/model.safetensors
 

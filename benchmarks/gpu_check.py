@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import gpu_fewshot
 from .gpu_bundle import MINILM_FP16, MPNET_SHAPE, ROOT, SITE, ensure_packages
 
 logger = logging.getLogger(__name__)
@@ -545,20 +546,19 @@ def _timed(ctx: Context, fn: Callable[[], Any]) -> tuple[float, Any]:
 def forward_only_rate(ctx: Context, predictor: Any, sentences: Sequence[str]) -> float:
     """Pairs/s of the network alone on batches already tokenised, padded and on the device:
     the GPU's share of the work, so the table shows how much the host costs."""
+    import numpy as np
     import torch
 
-    ids, types, _ = predictor.encoder.encode_window(predictor._prepare(sentences))
-    bs = predictor.batch_size
+    window = predictor.encoder.encode_window(predictor._prepare(sentences))
+    rows, bs = np.arange(len(window)), predictor.batch_size
     batches = [
-        predictor._to_device(
-            predictor.encoder.collate(ids[i : i + bs], types[i : i + bs] if types else None)
-        )
-        for i in range(0, len(ids), bs)
+        predictor._to_device(predictor.encoder.batch(window, rows[i : i + bs]))
+        for i in range(0, len(window), bs)
     ]
     with torch.inference_mode():
         predictor.net(**batches[0])
         seconds, _ = _timed(ctx, lambda: [predictor.net(**b) for b in batches])
-    return len(ids) / seconds
+    return len(window) / seconds
 
 
 def predict_speed_rows(
@@ -577,7 +577,7 @@ def predict_speed_rows(
     from stance.labels import LABELS
 
     name = name or trained_name(ctx)
-    run_dir, s = run_dir or ctx.trained[name], ctx.sizes
+    run_dir, s = run_dir or ctx.trained.get(name) or ctx.models[name], ctx.sizes
     texts = _seed_texts()[1:]
     sentences = (texts * -(-s.predict_pairs // len(texts)))[: s.predict_pairs]
     rows = []
@@ -858,6 +858,7 @@ STEP_NAMES = (
     "predict (pairs/s)",
     "predict before vs now",
     "labels bf16 vs fp32",
+    *gpu_fewshot.STEP_NAMES,  # the default model's kind (issue 23)
     "predict, 2 processes",
     "train (examples/s, MFU)",
     "predict mpnet shape",
@@ -898,13 +899,11 @@ def steps(
         lambda: predict_speed_rows(ctx, util),
         lambda: before_after_rows(ctx, util, options.get("before")),
         lambda: precision_agreement_rows(ctx, util),
+        *gpu_fewshot.steps(ctx, util, needs),
         lambda: two_process_rows(ctx, util),
         lambda: training_speed_rows(ctx, util),
         needs(
-            "mpnet",
-            lambda: predict_speed_rows(
-                ctx, util, "mpnet", ctx.models["mpnet"], s.mpnet_predict_batches
-            ),
+            "mpnet", lambda: predict_speed_rows(ctx, util, "mpnet", None, s.mpnet_predict_batches)
         ),
         needs("mpnet", lambda: training_speed_rows(ctx, util, "mpnet", s.mpnet_train_batches)),
         compiled,

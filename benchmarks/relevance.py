@@ -1,4 +1,16 @@
-"""Fit and report the relevance threshold (stance.relevance): FNC-1 to fit, seeds to report.
+"""Fit and report the relevance rule (stance.relevance).
+
+The rule in use is chosen by `cv_fit` on labelled on/off-claim sentences (`labelled_articles`:
+the seeds' skip rows (off) and labelled rows (on), the written set in
+data/relevance-offtopic.jsonl, and the written articles of the data-articles branch when they
+are there): for each held-out article, the (context weight, threshold) with the least cost on
+the other articles is applied to it; the pooled held-out decisions give the reported
+precision and recall. A dropped supports/doubts sentence costs COST_DROPPED_STANCE, any other
+mistake (a kept off-claim sentence, a dropped neutral one) costs 1: a lost stance sentence
+biases the article's score, a kept neutral-ish one only dilutes it.
+
+The FNC-1 threshold rule below (`fit_and_report`) is the earlier one, kept for comparison
+when ../shared/data/fnc1 is available:
 
 Fitting data (FNC-1 `train_*`): a headline against the first sentence of a body related to
 it (on the claim) and against a random sentence of a body labelled unrelated to it (off).
@@ -20,13 +32,20 @@ import json
 import random
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from stance.importers import _read_table
 from stance.labels import DEFAULT_CLAIM
-from stance.relevance import RelevanceScorer, article_cues
+from stance.relevance import (
+    CONTEXT_WEIGHT,
+    THRESHOLD,
+    RelevanceScorer,
+    article_cues,
+    context_scores,
+)
 from stance.segment import split_sentences
 
 from .common import ROOT, SEED_DATA, table
@@ -105,6 +124,191 @@ def pr_row(name: str, kept: np.ndarray, on_claim: np.ndarray) -> list[object]:
 
 HEADERS = ["data / rule", "n", "on", "on P", "on R", "off", "off P", "off R"]
 
+COST_DROPPED_STANCE = 3.0
+# The rule before this fit (FNC-1, the cut keeping 98% of related first sentences, no
+# context): the "before" row of the report.
+FNC1_THRESHOLD = 0.096
+CONTEXT_WEIGHTS = (0.0, 0.25, 0.5, 0.75)
+WRITTEN = ROOT / "data" / "relevance-offtopic.jsonl"
+# Another branch's written articles with page furniture (used when present, never required).
+EXTRA_ARTICLES = Path("/work/wt-data-articles/data/withdrawal-articles.jsonl")
+
+
+@dataclass
+class LabelledArticle:
+    """One article's sentences, whether each bears on the claim, and whether it takes a side."""
+
+    article_id: str
+    texts: list[str]
+    on: list[bool]
+    stance: list[bool]  # labelled supports or doubts
+
+
+def _row_on_claim(row: dict) -> bool:
+    return bool(row["on_claim"]) if "on_claim" in row else not row.get("skip", False)
+
+
+def labelled_articles(paths: Sequence[Path] | None = None) -> list[LabelledArticle]:
+    """Sentences grouped by article (file order) from statement files with `skip` or
+    `on_claim`; rows with another claim are left out (the rule is judged on the default)."""
+    if paths is None:
+        paths = [SEED_DATA, WRITTEN] + ([EXTRA_ARTICLES] if EXTRA_ARTICLES.exists() else [])
+    out: dict[str, LabelledArticle] = {}
+    for path in paths:
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            if row.get("claim", DEFAULT_CLAIM) != DEFAULT_CLAIM:
+                continue
+            key = f"{Path(path).stem}/{row['article_id']}"
+            art = out.setdefault(key, LabelledArticle(key, [], [], []))
+            art.texts.append(row["text"])
+            art.on.append(_row_on_claim(row))
+            art.stance.append(row.get("label") in ("supports", "doubts"))
+    return list(out.values())
+
+
+@dataclass
+class Scored:
+    """Per article: cosines to the claim and furniture cues (computed once)."""
+
+    article: LabelledArticle
+    sims: np.ndarray
+    no_cue: np.ndarray
+
+
+def score_articles(embedder, articles: Sequence[LabelledArticle]) -> list[Scored]:
+    judged = RelevanceScorer(embedder, DEFAULT_CLAIM).judge([a.texts for a in articles])
+    return [
+        Scored(a, j.similarity, np.array([c is None for c in j.cues], dtype=bool))
+        for a, j in zip(articles, judged, strict=True)
+    ]
+
+
+def decide(scored: Sequence[Scored], weight: float, threshold: float) -> np.ndarray:
+    """Kept (on the claim) for every sentence of `scored`, concatenated."""
+    return np.concatenate(
+        [(context_scores(s.sims, weight) >= threshold) & s.no_cue for s in scored]
+    )
+
+
+def cost(kept: np.ndarray, on: np.ndarray, stance: np.ndarray) -> float:
+    dropped = on & ~kept
+    return float(
+        COST_DROPPED_STANCE * (dropped & stance).sum()
+        + (dropped & ~stance).sum()
+        + (kept & ~on).sum()
+    )
+
+
+def _gold(scored: Sequence[Scored]) -> tuple[np.ndarray, np.ndarray]:
+    on = np.concatenate([np.array(s.article.on, dtype=bool) for s in scored])
+    stance = np.concatenate([np.array(s.article.stance, dtype=bool) for s in scored])
+    return on, stance
+
+
+def best_rule(scored: Sequence[Scored], weights=CONTEXT_WEIGHTS) -> tuple[float, float]:
+    """(context weight, threshold) of least cost on `scored`; ties: the lower weight, then
+    the cut midway between the neighbouring scores."""
+    on, stance = _gold(scored)
+    best: tuple[float, float, float] | None = None
+    for w in weights:
+        values = np.unique(np.concatenate([context_scores(s.sims, w) for s in scored]))
+        cuts = np.concatenate([[values[0] - 1e-3], (values[1:] + values[:-1]) / 2])
+        for t in cuts:
+            c = cost(decide(scored, w, float(t)), on, stance)
+            if best is None or c < best[0]:
+                best = (c, w, float(t))
+    assert best is not None
+    return best[1], round(best[2], 4)
+
+
+def cv_fit(scored: Sequence[Scored], weights=CONTEXT_WEIGHTS) -> tuple[np.ndarray, list]:
+    """Leave-one-article-out: each article judged by the rule fitted on the others.
+
+    Returns the held-out decisions (in `scored` order) and the rule chosen per fold."""
+    kept, rules = [], []
+    for i, held in enumerate(scored):
+        w, t = best_rule([s for j, s in enumerate(scored) if j != i], weights)
+        kept.append(decide([held], w, t))
+        rules.append((held.article.article_id, w, t))
+    return np.concatenate(kept), rules
+
+
+def before_report(embedder, old_module_path: Path) -> str:
+    """An earlier stance/relevance.py (e.g. `git show REV:stance/relevance.py > FILE`): its
+    own cues and THRESHOLD (cosine only) on the same labelled set, overall and per source."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("stance._relevance_before", old_module_path)
+    assert spec is not None and spec.loader is not None
+    old = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = old  # dataclasses look their module up
+    spec.loader.exec_module(old)
+    scored = score_articles(embedder, labelled_articles())
+    on, stance = _gold(scored)
+    kept = np.concatenate(
+        [
+            (s.sims >= old.THRESHOLD)
+            & np.array([c is None for c in old.article_cues(s.article.texts)])
+            for s in scored
+        ]
+    )
+    rows = [pr_row(f"before: {old_module_path.name}, cosine >= {old.THRESHOLD}", kept, on)]
+    rows[0].append(cost(kept, on, stance))
+    rows += _source_rows(scored, kept, on, stance)
+    return table([*HEADERS, "cost"], rows)
+
+
+def _source_rows(scored, kept, on, stance) -> list[list[object]]:
+    """The CV rule's held-out decisions on each source file separately."""
+    source = np.array([s.article.article_id.split("/")[0] for s in scored for _ in s.sims])
+    return [
+        pr_row(f" on {name}", kept[source == name], on[source == name])
+        + [cost(kept[source == name], on[source == name], stance[source == name])]
+        for name in dict.fromkeys(source)
+    ]
+
+
+def cv_report(embedder) -> tuple[tuple[float, float], str]:
+    """The rule fitted on every article, and the CV table (held-out P/R, cost) as text."""
+    articles = labelled_articles()
+    scored = score_articles(embedder, articles)
+    on, stance = _gold(scored)
+    cv_kept, rules = cv_fit(scored)
+    cosine_kept, _ = cv_fit(scored, weights=(0.0,))
+    w, t = best_rule(scored)
+    old = decide(scored, 0.0, FNC1_THRESHOLD)
+    now = decide(scored, CONTEXT_WEIGHT, THRESHOLD)
+    rows = [
+        pr_row(f"cosine >= {FNC1_THRESHOLD} (FNC-1 fit), today's cues", old, on)
+        + [cost(old, on, stance)],
+        pr_row(f"in stance/relevance.py: weight {CONTEXT_WEIGHT}, {THRESHOLD}", now, on)
+        + [cost(now, on, stance)],
+        pr_row("CV, cosine only (weight 0)", cosine_kept, on) + [cost(cosine_kept, on, stance)],
+        pr_row("CV, cosine + context (weight chosen)", cv_kept, on) + [cost(cv_kept, on, stance)],
+        pr_row(f"all data, chosen: weight {w}, threshold {t}", decide(scored, w, t), on)
+        + [cost(decide(scored, w, t), on, stance)],
+    ]
+    rows += [[f"CV rule{r[0]}", *r[1:]] for r in _source_rows(scored, cv_kept, on, stance)]
+    texts = [x for s in scored for x in s.article.texts]
+    wrong = [
+        f"  {'on-claim dropped' if on[i] else 'off-claim kept'}: {texts[i][:90]}"
+        for i in np.flatnonzero(cv_kept != on)
+    ]
+    chosen = ", ".join(sorted({f"({rw}, {rt})" for _, rw, rt in rules}))
+    report = (
+        f"{len(scored)} articles, {len(on)} sentences ({int(on.sum())} on the claim, "
+        f"{int((on & stance).sum())} of them supports/doubts; {int((~on).sum())} off); cost: "
+        f"dropped stance sentence {COST_DROPPED_STANCE:g}, other mistakes 1\n"
+        "CV = leave one article out; on = kept as bearing on the claim\n"
+        + table([*HEADERS, "cost"], rows)
+        + f"\nrules chosen in the CV folds (weight, threshold): {chosen}\n"
+        + "held-out mistakes of the CV rule:\n"
+        + ("\n".join(wrong) or "  none")
+    )
+    return (w, t), report
+
 
 def seed_rows(path: Path = SEED_DATA) -> tuple[list[list[str]], np.ndarray]:
     """The seed sentences grouped by article (in order), and whether each is labelled (on)."""
@@ -159,4 +363,15 @@ def fit_and_report(embedder, fnc1_dir: Path, n: int = 1000, seed: int = 0) -> tu
     return threshold, report
 
 
-__all__ = ["ROOT", "fit_and_report", "fnc1_pairs", "pr_row", "recall_threshold", "seed_rows"]
+__all__ = [
+    "ROOT",
+    "best_rule",
+    "cv_fit",
+    "cv_report",
+    "fit_and_report",
+    "fnc1_pairs",
+    "labelled_articles",
+    "pr_row",
+    "recall_threshold",
+    "seed_rows",
+]

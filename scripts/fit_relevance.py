@@ -1,11 +1,13 @@
-"""Fit stance.relevance.THRESHOLD on FNC-1 and print the precision/recall table.
+"""Choose stance.relevance's THRESHOLD and CONTEXT_WEIGHT, and print the precision/recall table.
 
 python scripts/fit_relevance.py [--fnc1 ../shared/data/fnc1] [--n 1000] [--seed 0]
     [--markdown docs/snippets/relevance.md]
 
-Prints the fitted threshold (copy it into stance/relevance.py) and, for FNC-1 train (the
-fit), FNC-1 test and the seed annotations (skip rows vs labelled rows; never fitted on),
-the precision and recall of "on the claim" (kept) and "off the claim" (left out).
+The rule is chosen by whole-article cross-validation on labelled on/off-claim sentences (the
+seed rows, data/relevance-offtopic.jsonl, and the data-articles branch's written articles when
+present; benchmarks/relevance.py): copy the printed weight and threshold into
+stance/relevance.py. With --fnc1 (a folder that exists), the earlier FNC-1 threshold fit is
+printed too, for comparison.
 """
 
 import argparse
@@ -18,22 +20,35 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import machine  # noqa: E402
-from benchmarks.relevance import fit_and_report  # noqa: E402
-from stance.relevance import THRESHOLD, MiniLMEmbedder  # noqa: E402
+from benchmarks.relevance import before_report, cv_report, fit_and_report  # noqa: E402
+from stance.relevance import CONTEXT_WEIGHT, THRESHOLD, MiniLMEmbedder  # noqa: E402
 from stance.snippets import stdout_snippet  # noqa: E402
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--fnc1", default="../shared/data/fnc1", help="FNC-1 folder")
+    p.add_argument("--fnc1", default=None, help="FNC-1 folder (optional comparison)")
     p.add_argument("--n", type=int, default=1000, help="pairs of each kind per FNC-1 split")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument(
+        "--before",
+        type=Path,
+        help="an earlier stance/relevance.py (git show REV:stance/relevance.py > FILE): its "
+        "rule on the same labelled set, for comparison",
+    )
     p.add_argument("--markdown", metavar="PATH", help="also write the output as a docs snippet")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     start = time.perf_counter()
-    threshold, report = fit_and_report(MiniLMEmbedder(), Path(args.fnc1), args.n, args.seed)
-    m = machine()
-    with stdout_snippet(args.markdown, "Relevance: the threshold fitted on FNC-1"):
+    with stdout_snippet(args.markdown, "Relevance: the rule chosen by whole-article CV"):
+        embedder = MiniLMEmbedder()
+        (weight, threshold), report = cv_report(embedder)
+        m = machine()
         print(f"{m['date']}, {m['cpu']}, {m['cores']} cores, commit {m['commit']}")
         print(report)
-        print(f"stance.relevance.THRESHOLD now: {THRESHOLD}; {time.perf_counter() - start:.0f} s")
+        print(f"chosen on all articles: CONTEXT_WEIGHT = {weight}, THRESHOLD = {threshold}")
+        print(f"stance.relevance now: CONTEXT_WEIGHT = {CONTEXT_WEIGHT}, THRESHOLD = {THRESHOLD}")
+        if args.before is not None:
+            print(before_report(embedder, args.before))
+        if args.fnc1 is not None and Path(args.fnc1).is_dir():
+            print(fit_and_report(embedder, Path(args.fnc1), args.n, args.seed)[1])
+        print(f"{time.perf_counter() - start:.0f} s")

@@ -50,8 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_segment(sub: Subparsers) -> None:
-    p = sub.add_parser("segment", help="cut articles into sentences (JSON Lines)")
-    p.add_argument("files", nargs="+", help="article .txt files")
+    from .predict_options import EXIT_CODES_HELP, INPUTS_HELP
+
+    p = sub.add_parser(
+        "segment",
+        help="cut articles into sentences (JSON Lines)",
+        description="Cut articles into sentences; reads its inputs as `stance predict` does.",
+        epilog=EXIT_CODES_HELP,
+    )
+    p.add_argument("files", nargs="+", metavar="INPUT", help=INPUTS_HELP)
     p.add_argument("--output", "-o", required=True, help="sentences.jsonl to write")
 
 
@@ -75,8 +82,16 @@ def _add_evaluate(sub: Subparsers) -> None:
     p.add_argument("--model", required=True, help="run directory")
     p.add_argument("--data", required=True, help="statement file (.jsonl)")
     p.add_argument("--claim", help="claim for rows without one (default: the model's)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument(
+        "--batch-size", type=int, default=64, help="sentences per forward pass (default: 64)"
+    )
     p.add_argument("--max-length", type=int, default=None, help="default: the run's")
+    p.add_argument(
+        "--quantize",
+        choices=["none", "int8"],
+        default="none",
+        help="int8: score the CPU's int8 path (as `stance predict --quantize int8` runs it)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.add_argument(
         "--claim-check",
@@ -91,8 +106,17 @@ def _add_evaluate(sub: Subparsers) -> None:
 def _add_cv(sub: Subparsers) -> None:
     p = sub.add_parser("cv", help="leave-one-article-out cross-validation")
     _add_config_args(p)
-    p.add_argument("--seeds", type=int, default=3, help="seeds per fold")
-    p.add_argument("--json", help="also write the full report to this JSON file")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per fold (default: 3)")
+    p.add_argument(
+        "--json",
+        help="also write the full report to this JSON file; it is rewritten (atomically) "
+        "after every fold-run, so an interrupted run keeps what it finished",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse the finished fold-runs in the --json file (same config and --seeds)",
+    )
     p.add_argument(
         "--markdown",
         metavar="PATH",
@@ -152,22 +176,22 @@ def _add_import(sub: Subparsers) -> None:
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
+    """Sentences of every input, read as `stance predict` reads them (one reader), with its
+    exit codes: 1 when some inputs failed, 3 and no output file when all of them did."""
     from .atomic import atomic_write_lines
-    from .segment import article_id_from_path, read_article, sentence_records
+    from .predict_inputs import ArticleStream
+    from .predict_options import DEFAULT_MAX_ARTICLE_BYTES, EXIT_NOTHING_READ, EXIT_PARTIAL
+    from .segment import sentence_records
 
-    failed = 0
-    records: list[dict] = []
-    for name in args.files:
-        try:
-            records += sentence_records(article_id_from_path(name), read_article(name))
-        except StanceError as e:
-            logger.error("%s", e)
-            failed += 1
+    failures: list = []
+    articles = ArticleStream(args.files, DEFAULT_MAX_ARTICLE_BYTES, failures, log_failures=True)
+    records = [r for a in articles for r in sentence_records(a.article_id, a.text)]
+    if not articles.read:
+        logger.error("nothing could be read: no output written")
+        return EXIT_NOTHING_READ
     atomic_write_lines(args.output, (json.dumps(r, ensure_ascii=False) for r in records))
-    logger.info(
-        "%d sentences from %d files -> %s", len(records), len(args.files) - failed, args.output
-    )
-    return 1 if failed else 0
+    logger.info("%d sentences from %d articles -> %s", len(records), articles.read, args.output)
+    return EXIT_PARTIAL if failures else 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -200,23 +224,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_model_dir(path: str) -> None:
-    """Model directory errors (missing, unfinished, pickle-only) before torch loads: a typo
-    should not take seconds to report."""
-    from .rundir import load_run
-
-    load_run(path)
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    _check_model_dir(args.model)
+    from .preflight import check_model_dir
+
+    check_model_dir(args.model, args.claim)
+    from .data import read_statements
+
+    read_statements(args.data)  # a bad --data file answers before the model loads
     from .data import load_statements
     from .engine import StancePredictor
     from .metrics import compute_metrics, format_metrics
 
     # The same inference path as `stance predict`, so the two can never disagree.
     predictor = StancePredictor(
-        args.model, claim=args.claim, batch_size=args.batch_size, max_length=args.max_length
+        args.model,
+        claim=args.claim,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        quantize=args.quantize,
     )
     ds = load_statements(args.data, predictor.claim)
     pairs = list(zip(ds["claim"], ds["text"], strict=True))
@@ -235,9 +260,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         check = check_claims(predictor, ds["text"], claims.pop(), args.claim_check, before)
     if args.json:
         extra = {"claim_check": check.as_dict()} if check is not None else {}
-        print(json.dumps({"model": args.model, "data": args.data, **metrics, **extra}))
+        where = {"model": args.model, "data": args.data, "precision": predictor.precision}
+        print(json.dumps({**where, **metrics, **extra}))
     else:
-        print(f"{args.model} on {args.data}")
+        print(f"{args.model} on {args.data} ({predictor.precision})")
         print(format_metrics(metrics))
         if check is not None:
             print(format_check(check))
@@ -247,15 +273,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_cv(args: argparse.Namespace) -> int:
     from .config import load_config
 
+    if args.resume and not args.json:
+        raise StanceError("--resume continues the report in --json FILE; give --json")
     cfg = load_config(args.config, args.overrides)
+    from . import cv_resume
     from .crossval import cross_validate, format_report
 
-    report = cross_validate(cfg, args.seeds)
+    key = cv_resume.resume_key(cfg, args.seeds)
+    done = cv_resume.finished_runs(args.json, key) if args.resume else []
+    save = (lambda r: cv_resume.write_partial(args.json, r, key)) if args.json else None
+    report = cross_validate(cfg, args.seeds, done=done, on_run=save)
     print(format_report(report))
     if args.json:
-        from .atomic import atomic_write_text
-
-        atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
+        cv_resume.write_partial(args.json, report, key)
     if args.markdown:
         from .crossval import markdown_report
         from .snippets import write_snippet
@@ -285,8 +315,9 @@ def cmd_split(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    if not Path(args.src).is_dir():
-        raise StanceError(f"{args.src}: no such folder (expected the {args.corpus} files)")
+    from .preflight import check_corpus_dir
+
+    check_corpus_dir(args.src, args.corpus)
     from .importers import import_emergent, import_fnc1
 
     if args.corpus == "fnc1":
@@ -312,8 +343,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .predict_options import output_format
 
     # Usage errors first: they should not wait seconds for torch to import.
+    from .preflight import check_model_dir, nothing_readable
+
     output_format(args.output)
-    _check_model_dir(args.model)
+    check_model_dir(args.model, args.claim)
+    if nothing_readable(args.inputs):
+        from .predict_options import EXIT_NOTHING_READ
+
+        return EXIT_NOTHING_READ
     from . import predict
 
     return predict.run_cli(args)
@@ -338,6 +375,17 @@ COMMANDS = {
 }
 
 
+# What an interrupted command leaves and how to continue it (the "interrupted" message).
+RESUME_HINTS = {
+    "predict": "finished chunks are kept in OUT.partial; run the same command with --resume "
+    "to continue",
+    "train": "checkpoints are kept in the run directory; run the same command with --resume "
+    "to continue from the last one",
+    "cv": "with --json FILE the finished fold-runs are kept in FILE; run the same command "
+    "with --resume to continue",
+}
+
+
 def _terminate(signum: int, frame: object) -> None:
     # Unwind like Ctrl-C so progress bars close and temporary files are removed; checkpoints
     # and outputs are atomic, so whatever was complete stays complete.
@@ -346,8 +394,17 @@ def _terminate(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.verbose:
+        # transformers draws a "Loading weights" bar on every model load; -v shows it.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
+    # No tqdm monitor thread: a daemon thread that may still run Python while an interrupt
+    # unwinds the main thread into interpreter shutdown, one way to end in "Fatal Python
+    # error: PyThreadState_Get" (issue 26); the bars refresh on their own updates anyway.
+    from tqdm import tqdm
+
+    tqdm.monitor_interval = 0
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -363,7 +420,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.error("%s", e)
         return 2
     except KeyboardInterrupt:
-        logger.error("interrupted")
+        hint = RESUME_HINTS.get(args.command)
+        logger.error("interrupted%s", f": {hint}" if hint else "")
         return 130
     except BrokenPipeError:
         # `stance predict -o - | head`: the reader left; no traceback, and no second error
@@ -372,5 +430,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + signal.SIGPIPE
 
 
+def entry() -> None:
+    """The `stance` program: `main`, then an exit that Ctrl-C can no longer turn into a
+    failure. Once the command has returned its work is complete (outputs in place, sidecars
+    gone); a SIGINT during interpreter shutdown would otherwise end the process killed by the
+    signal (-2), or run Python code while native threads are being torn down. So the signals
+    are ignored from here on, at the C level, with no Python handler left to run."""
+    code = main()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -11,6 +11,7 @@ import logging
 import statistics
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from accelerate.utils import set_seed
@@ -67,8 +68,18 @@ def train_and_predict(cfg: RunConfig, train_ds, test_ds) -> tuple[list[int], lis
     return predict_pairs(model, tokenizer, test_ds, cfg.data.max_length, cfg.train.eval_batch_size)
 
 
-def cross_validate(cfg: RunConfig, seeds: int = 3) -> dict:
-    """Per-fold, per-seed macro-F1 and accuracy, with mean and std over all of them."""
+def cross_validate(
+    cfg: RunConfig,
+    seeds: int = 3,
+    done: Sequence[dict] = (),
+    on_run: Callable[[dict], None] | None = None,
+) -> dict:
+    """Per-fold, per-seed macro-F1 and accuracy, with mean and std over all of them.
+
+    `done`: fold-runs of an interrupted report (stance.cv_resume), reused instead of rerun;
+    `on_run`: called with the report so far after every fold-run (`"complete": false`).
+    """
+    finished = {(r["fold"], r["seed"]): r for r in done}
     scored = [(s.path, s.weight) for s in cfg.data.train if s.cv_score]
     extra = [(s.path, s.weight) for s in cfg.data.train if not s.cv_score]
     if not scored:
@@ -84,17 +95,27 @@ def cross_validate(cfg: RunConfig, seeds: int = 3) -> dict:
         for k in range(seeds):
             seed = cfg.train.seed + k
             fold_cfg = replace(cfg, train=replace(cfg.train, seed=seed, patience=0))
-            set_seed(seed)
-            start = time.perf_counter()
-            preds, gold = train_and_predict(fold_cfg, train_ds, test_ds)
-            runs.append(fold_run(held_out, seed, preds, gold, time.perf_counter() - start))
-            logger.info("fold %s seed %d: macro-F1 %.3f", held_out, seed, runs[-1]["macro_f1"])
+            if (held_out, seed) in finished:
+                runs.append(finished[(held_out, seed)])
+            else:
+                set_seed(seed)
+                start = time.perf_counter()
+                preds, gold = train_and_predict(fold_cfg, train_ds, test_ds)
+                runs.append(fold_run(held_out, seed, preds, gold, time.perf_counter() - start))
+                logger.info("fold %s seed %d: macro-F1 %.3f", held_out, seed, runs[-1]["macro_f1"])
+                if on_run is not None:
+                    on_run(_report(cfg, runs, baselines, complete=False))
             if deterministic(cfg):
                 break  # nothing random happens without training: one seed says it all
+    return _report(cfg, runs, baselines, complete=True)
+
+
+def _report(cfg: RunConfig, runs: list[dict], baselines: list[dict], complete: bool) -> dict:
     return {
         "name": cfg.name,
-        "runs": runs,
-        "baseline": baselines,
+        "complete": complete,
+        "runs": list(runs),
+        "baseline": list(baselines),
         "summary": summarise(runs, baselines),
     }
 

@@ -6,10 +6,13 @@ longest pair, runs them under `torch.inference_mode` and scatters the probabilit
 input order. Truncation is `longest_first` at `max_length`, as in training, and every
 truncated pair is flagged. On CUDA the weights are bf16 (fp16 where bf16 is unsupported),
 batches are copied from pinned memory without waiting, logits are read back once a window,
-and the next window is tokenised on a thread meanwhile; `quantize="int8"` runs the nn.Linear
-layers in int8 (CPU).
-BERT models run through `FastBertClassifier`, a lean forward over the same weights that is
-checked against the transformers forward at load time (and falls back to it on mismatch).
+and the next window is tokenised on a thread meanwhile; `quantize="int8"` runs the encoder's
+linears in int8 on the CPU with the kernel this CPU runs fast (stance.kernels.int8_kernel;
+float32 with a warning where there is none). BERT cross-encoders run through
+`FastBertClassifier` and few-shot sentence models (BERT or MPNet bodies) through
+`FastSentenceClassifier`: lean forwards over the same weights, checked against the reference
+forward at load time on a padded and an unpadded probe (falling back to it on mismatch).
+Every network honours one forward contract (stance.kernels): no attention mask, no padding.
 """
 
 from __future__ import annotations
@@ -24,20 +27,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from .encoding import BatchEncoder, Inputs
+from .encoding import BatchEncoder, Inputs, Window, prepare
 from .errors import StanceError
 from .kernels import (
     FastBertClassifier,
     TransformersForward,
     ffn_layer,
+    int8_kernel,
     int8_layer,
     quantize_int8,
 )
-from .labels import LABELS
+from .labels import LABELS, claim_key
 from .predict_options import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_CHARS
 from .records import Article, ArticleResult, SentencePrediction, as_articles, iter_chunks
 from .runtime import release_memory, resolve_device, set_threads, tune_allocator
 from .segment import normalise, split_sentences
+from .sentence_kernels import FastSentenceClassifier
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +51,7 @@ SORT_WINDOW = 4096
 PROBE = "A longer probe sentence, so that the batch has padding in it, to check the encoder."
 
 Progress = Callable[[int], None]
+FAST_NETS = (FastBertClassifier, FastSentenceClassifier)
 
 
 class StancePredictor:
@@ -85,6 +91,7 @@ class StancePredictor:
         self.batch_size = batch_size
         self.window = window
         self.device = self._setup_device(device, num_threads)
+        self.int8_kernel = self._pick_int8_kernel()
 
         model, tokenizer = load_classifier(self.model_dir)
         run = load_run(self.model_dir)
@@ -112,8 +119,8 @@ class StancePredictor:
         # oneDNN (prepacked fp32 linears, int8 _int_mm) keeps compiled kernels for every GEMM
         # shape it meets, so memory would grow with the number of distinct (rows, length) pairs;
         # multiples of 8 bound them at ~4 padding tokens per pair; on CUDA they suit tensor cores.
-        packed = isinstance(self.net, FastBertClassifier) and self.net.packed
-        bucket = packed or self.quantize == "int8" or self.device.type == "cuda"
+        packed = isinstance(self.net, FAST_NETS) and self.net.packed
+        bucket = packed or self.int8_kernel is not None or self.device.type == "cuda"
         self.encoder.bucket = 8 if bucket else 1
 
     def _setup_device(self, device: str | torch.device, num_threads: int | None) -> torch.device:
@@ -128,6 +135,25 @@ class StancePredictor:
             tune_allocator()
         return resolved
 
+    def _pick_int8_kernel(self) -> str | None:
+        """The int8 kernel this CPU runs fast (stance.kernels.int8_kernel), None for float32."""
+        if self.quantize != "int8":
+            return None
+        kernel = int8_kernel()
+        if kernel == "none":
+            why = (
+                "STANCE_INT8_KERNEL=none"
+                if os.environ.get("STANCE_INT8_KERNEL")
+                else (
+                    "this CPU has no VNNI/AMX int8 dot products, so int8 would run slower than "
+                    "float32 (STANCE_INT8_KERNEL=fbgemm forces torch's coarser dynamic int8)"
+                )
+            )
+            logger.warning("--quantize int8: running float32 instead (%s)", why)
+            return None
+        logger.info("int8 kernel: %s", kernel)
+        return kernel
+
     def _read_claim(self, model: nn.Module, run: Any, claim: str | None) -> None:
         """The claim to judge, the model kind (pairs or one-claim statements) and context."""
         saved_claim = run.saved_claim
@@ -141,7 +167,7 @@ class StancePredictor:
         self.context_weight = float(getattr(model.config, "stance_context_weight", 0.0))
         if self.context_weight:  # in LABELS order, as the few-shot head is
             self._head_bias = model.head.bias.detach().float().cpu().numpy()
-        if not self.pairs and self.claim != normalise(saved_claim or ""):
+        if not self.pairs and claim_key(self.claim) != claim_key(saved_claim or ""):
             raise StanceError(
                 f"{self.model_dir} is a few-shot model of one claim ({saved_claim!r}); it "
                 f"cannot judge {self.claim!r}. Train one for that claim, or use a "
@@ -159,22 +185,36 @@ class StancePredictor:
         return asked
 
     def _build_net(self, fast: bool) -> nn.Module:
-        """The module that maps a batch to logits: the fast encoder where it is exact."""
+        """The module that maps a batch to logits: the fast encoder where it is exact, its
+        linears in int8 where asked (and fast on this CPU), the rest prepacked on the CPU."""
         reference = TransformersForward(self.model).eval()
-        net: nn.Module = reference
-        if fast and FastBertClassifier.supports(self.model):
-            candidate = FastBertClassifier(self.model).to(self.device).eval()
-            if self.device.type == "cpu" and self.quantize == "none":
-                try:
-                    candidate.pack()
-                except (RuntimeError, AttributeError) as e:  # a torch without oneDNN linear
-                    logger.debug("oneDNN prepacking unavailable (%s)", e)
-            # Checked on a probe batch (with padding): a transformers upgrade that changes
-            # BERT must not change the answers silently.
-            ids, types, _ = self.encoder.encode_window(
-                [(self.claim, "A probe."), (self.claim, PROBE)]
-            )
-            probe = self.encoder.collate(ids, types)
+        net = (self._fast_net(reference) if fast else None) or reference
+        if self.int8_kernel is not None:
+            net = quantize_int8(net, self._int8_layers(net), self.int8_kernel)
+            self._pack(net)  # the float32 linears int8 leaves (attention, pooler)
+        return net.eval()
+
+    def _pack(self, net: nn.Module) -> None:
+        if self.device.type == "cpu" and hasattr(net, "pack"):
+            try:
+                net.pack()
+            except (RuntimeError, AttributeError) as e:  # a torch without oneDNN linear
+                logger.debug("oneDNN prepacking unavailable (%s)", e)
+
+    def _fast_net(self, reference: nn.Module) -> nn.Module | None:
+        """The lean forward for this model's architecture, if any, checked against the
+        reference on two probe batches: one padded, one without padding (so without a mask:
+        the forward contract of stance.kernels). A transformers upgrade that changes the
+        architecture must not change the answers silently."""
+        kind = next((k for k in FAST_NETS if k.supports(self.model)), None)
+        if kind is None:
+            return None
+        candidate = kind(self.model).to(self.device).eval()
+        if self.int8_kernel is None:
+            self._pack(candidate)  # before the check, so the packed kernels are checked
+        for items in (["A probe.", PROBE], [PROBE]):
+            window = self.encoder.encode_window(self._prepare(items))
+            probe = self.encoder.batch(window, np.arange(len(window)))
             probe = self._to_device(probe)  # collated on the CPU, like every batch
             with torch.inference_mode():
                 theirs = reference(**probe)
@@ -182,24 +222,28 @@ class StancePredictor:
                     ours = candidate(**probe)
                 except (RuntimeError, NotImplementedError) as e:
                     logger.warning("fast encoder unavailable (%s); using transformers", e)
-                    ours = None
-            if ours is not None and torch.allclose(ours, theirs, atol=1e-4, rtol=1e-4):
-                net = candidate
-            elif ours is not None:
+                    return None
+            if not torch.allclose(ours, theirs, atol=1e-4, rtol=1e-4):
                 diff = (ours - theirs).abs().max().item()
                 logger.warning("fast encoder differs from transformers by %.2g; not used", diff)
-        if self.quantize == "int8":
-            only = int8_layer if isinstance(net, FastBertClassifier) else None
-            if not self.pairs:
-                only = ffn_layer
-            net = quantize_int8(net, only)
-        return net.eval()
+                return None
+        return candidate
+
+    def _int8_layers(self, net: nn.Module) -> Callable[[str], bool] | None:
+        """Which linears int8 takes (None: all): per network, see stance.kernels."""
+        if isinstance(net, FastBertClassifier):
+            return int8_layer
+        if isinstance(net, FastSentenceClassifier):
+            return FastSentenceClassifier.int8_layer
+        return None if self.pairs else ffn_layer
 
     @property
     def precision(self) -> str:
         """What the numbers are computed in; part of the sidecar header (results depend on it)."""
-        if self.quantize == "int8":
+        if self.int8_kernel == "int_mm":
             return "int8"
+        if self.int8_kernel is not None:
+            return f"int8-{self.int8_kernel}"
         return str(self.compute_dtype).replace("torch.", "")
 
     def relevance_settings(self) -> dict[str, Any] | None:
@@ -209,12 +253,7 @@ class StancePredictor:
     def _prepare(self, items: Sequence[str] | Sequence[tuple[str, str]]) -> Inputs:
         """What the tokenizer reads of these items (sentences, paired with this predictor's
         claim, or (claim, sentence) pairs): the pairs, or for a one-claim model the statements."""
-        pairs = [(self.claim, s) if isinstance(s, str) else (s[0], s[1]) for s in items]
-        if self.pairs:
-            return pairs
-        if any(normalise(claim) != self.claim for claim, _ in pairs):
-            raise StanceError(f"{self.model_dir} judges one claim only: {self.claim!r}")
-        return [text for _, text in pairs]
+        return prepare(items, self.claim, self.pairs, self.model_dir)
 
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A CPU-collated batch on the model's device (unchanged on the CPU)."""
@@ -232,28 +271,17 @@ class StancePredictor:
         for the GPU, so the host prepares the next batch while this one runs."""
         return self.net(**self._to_device(batch))
 
-    def _window_logits(
-        self,
-        ids: Sequence[Sequence[int]],
-        types: Sequence[Sequence[int]] | None,
-        progress: Progress | None,
-    ) -> np.ndarray:
+    def _window_logits(self, window: Window, progress: Progress | None) -> np.ndarray:
         """Logits (N, len(LABELS)) of one window's token rows, in LABELS order, rows in order."""
-        order = np.argsort(np.fromiter(map(len, ids), np.int64, len(ids)), kind="stable")
         outs = []
-        for b in range(0, len(order), self.batch_size):
-            sel = order[b : b + self.batch_size]  # similar lengths share a batch
-            rows = [ids[i] for i in sel]
-            batch = self.encoder.collate(
-                rows, [types[i] for i in sel] if types is not None else None
-            )
+        for sel, batch in self.encoder.batches(window, self.batch_size):  # shortest first
             outs.append(self._forward(batch)[: len(sel)])
             if progress is not None:
                 progress(len(sel))
         # One read-back per window; columns picked on the host (no index tensor per batch).
         sorted_logits = torch.cat(outs).float().cpu()[:, self._columns].numpy()
         logits = np.empty_like(sorted_logits)
-        logits[order] = sorted_logits
+        logits[window.order()] = sorted_logits
         return logits
 
     def classify_detailed(
@@ -273,21 +301,27 @@ class StancePredictor:
         logits = np.zeros((n, len(LABELS)), dtype=np.float32)
         truncated = np.zeros(n, dtype=bool)
         start = 0
-        for ids, types, flags in self.encoder.windows(items, self.window, self._prepare):
-            truncated[start : start + len(ids)] = flags
-            logits[start : start + len(ids)] = self._window_logits(ids, types, progress)
-            start += len(ids)
+        for window in self.encoder.windows(items, self.window, self._prepare):
+            truncated[start : start + len(window)] = window.truncated
+            logits[start : start + len(window)] = self._window_logits(window, progress)
+            start += len(window)
         if self.context_weight and neighbours is not None:
             logits = self._in_context(logits, neighbours)
         return torch.softmax(torch.from_numpy(logits), dim=-1).numpy(), truncated
 
     def _in_context(self, logits: np.ndarray, neighbours: Sequence[tuple[int, int]]) -> np.ndarray:
-        """z + w * (mean(z of the neighbours) - bias): the head on u + w * mean(u of them)."""
-        out = logits.copy()
-        for i, near in enumerate(neighbours):
-            near = [j for j in near if j >= 0]
-            if near:
-                out[i] += self.context_weight * (logits[near].mean(0) - self._head_bias)
+        """z + w * (mean(z of the neighbours) - bias): the head on u + w * mean(u of them).
+
+        Vectorised (a Python loop per sentence was host work a GPU run waited on), with the
+        loop's float32 arithmetic: a, b or a + b, divided by 1 or 2."""
+        near = np.asarray(neighbours, dtype=np.int64).reshape(-1, 2)
+        has = near >= 0
+        before, after = logits[near[:, 0]], logits[near[:, 1]]  # -1 rows are masked below
+        both = (has[:, 0] & has[:, 1])[:, None]
+        total = np.where(both, before + after, np.where(has[:, :1], before, after))
+        mean = total / has.sum(1, keepdims=True).astype(np.float32).clip(1)
+        out, rows = logits.copy(), has.any(1)
+        out[rows] += self.context_weight * (mean[rows] - self._head_bias)
         return out
 
     def classify_rows(

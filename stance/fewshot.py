@@ -53,7 +53,11 @@ class SentenceStanceClassifier(nn.Module):
         self.config = config
         self.head = nn.Linear(config.hidden_size, len(LABELS))
 
-    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def embed(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if attention_mask is None:  # the forward contract (stance.kernels): no padding
+            attention_mask = torch.ones_like(input_ids)
         out = self.body({"input_ids": input_ids, "attention_mask": attention_mask})
         emb = out["sentence_embedding"]
         return nn.functional.normalize(emb.float(), dim=-1).to(emb.dtype)  # norm in fp32
@@ -61,7 +65,7 @@ class SentenceStanceClassifier(nn.Module):
     def forward(
         self,
         input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,  # accepted for a uniform call, unused
         **_: torch.Tensor,
     ) -> SequenceClassifierOutput:

@@ -16,8 +16,9 @@ written in `stance.predict_outputs`; this module runs the one through the other 
 processes) and is the entry point of `stance predict`.
 
 Streaming and crash safety (`run_prediction`): inputs are read lazily, one article at a
-time, and grouped into chunks of about `chunk_chars` characters (whole articles only; no
-segmentation needed to cut them, so every process of a multi-GPU run cuts the same chunks).
+time, and grouped into chunks of about `chunk_chars` characters; an article longer than that
+is cut, at line ends, into parts that go into successive chunks and are joined again in
+OUT (records.iter_chunks; every process of a multi-GPU run cuts the same chunks).
 Each finished chunk is appended as one JSON line to the sidecar `OUT.partial` (after a
 header line holding the run settings), then flushed and fsynced. Only when every chunk is
 done is the sidecar converted into OUT through a temporary file and a rename, so OUT is
@@ -163,7 +164,8 @@ def run_prediction(
     sidecar_base, tmp = sidecar_dir(output, world, resume)
     part = PartialWriter(partial_path(sidecar_base, rank, world), header, resume)
     articles = ArticleStream(inputs, max_article_bytes, report.failures, rank == 0)
-    _classify_chunks(predictor, iter_chunks(articles, chunk_chars), part, rank, world)
+    chunks = iter_chunks(articles, chunk_chars, split_long=True)
+    _classify_chunks(predictor, chunks, part, rank, world)
     _wait_for_everyone(state)
     try:
         if rank == 0:
@@ -213,17 +215,35 @@ def _classify_chunks(
     predictor: StancePredictor, chunks: Iterable[Chunk], part: PartialWriter, rank: int, world: int
 ) -> None:
     """Classify this process's unfinished chunks into its sidecar; the sidecar is closed."""
-    from tqdm.auto import tqdm
-
-    bar = tqdm(unit="sent", desc="predict", disable=None, dynamic_ncols=True)
+    bar = progress_bar(rank)
     try:
         for chunk in chunks:
             if chunk.index % world != rank or chunk.index in part.done:
                 continue  # another process's, or finished before an interruption
-            part.add(chunk.index, predictor.predict_chunk(chunk.articles, bar.update))
+            results = predictor.predict_chunk(chunk.articles, bar.update)
+            for article, result in zip(chunk.articles, results, strict=True):
+                result.part = article.part  # a later piece of a long article
+            part.add(chunk.index, results)
     finally:
         part.close()
         bar.close()
+
+
+def progress_bar(rank: int = 0) -> Any:
+    """The sentences classified so far, on stderr (as training's bar: sparse when stderr is
+    not a terminal, so logs stay short; only the main process draws one)."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    tty = sys.stderr.isatty()
+    return tqdm(
+        unit="sent",
+        desc="predict",
+        mininterval=1.0 if tty else 30.0,
+        dynamic_ncols=tty,
+        disable=rank != 0,
+    )
 
 
 def _merge_parts(
@@ -235,7 +255,7 @@ def _merge_parts(
 ) -> None:
     """(Main process, every part finished) the output from the sidecars, which then go."""
     if read:  # nothing read: nothing is written, and the report says so
-        finish_output(predictor, parts, report, summary)
+        finish_output(predictor, parts, report, summary)  # removes the sidecars too
     for p in parts:
         p.unlink(missing_ok=True)
 

@@ -21,6 +21,7 @@ from .segment import (
     article_id_from_path,
     decode_text,
     normalise,
+    over_limit,
     read_article,
 )
 from .wording import plural
@@ -32,7 +33,7 @@ logger = logging.getLogger("stance.predict")
 def _check_article(text: str, max_bytes: int | None, name: str, line: int | None = None) -> None:
     size = len(text.encode("utf-8")) if max_bytes is not None else 0
     if max_bytes is not None and size > max_bytes:
-        raise InputError(f"article is {size:,} bytes, over the limit of {max_bytes:,}", name, line)
+        raise InputError(over_limit("article", size, max_bytes), name, line)
     # The segmenter drops NULs and BOMs; an article of nothing else would yield no sentence.
     if not normalise(text.replace("\x00", " ").replace("\ufeff", "")):
         raise InputError("empty article (no sentences)", name, line)
@@ -51,7 +52,7 @@ def _read_stdin(max_bytes: int | None) -> Article:
     limit = -1 if max_bytes is None else max_bytes + 1  # one byte over is enough to refuse
     data = buffer.read(limit) if buffer is not None else stream.read().encode("utf-8")
     if max_bytes is not None and len(data) > max_bytes:
-        raise InputError(f"article is over the limit of {max_bytes:,} bytes", name)
+        raise InputError(over_limit("article", None, max_bytes), name)
     text = decode_text(data, name)
     _check_article(text, max_bytes, name)
     return Article("stdin", text, name)

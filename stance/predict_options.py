@@ -40,6 +40,10 @@ def _positive_int(text: str) -> int:
     return value
 
 
+INPUTS_HELP = (
+    "article .txt files, saved .html/.htm pages (main text only), directories of them, .jsonl "
+    'files ({"id", "text"} a line), or - for standard input'
+)
 EXIT_CODES_HELP = (
     "exit codes: 0 every input was used; 1 some inputs failed (each named in the log, the "
     "others are in the output); 2 usage, config or model error (nothing written); 3 every "
@@ -54,8 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "inputs",
         nargs="+",
         metavar="INPUT",
-        help="article .txt files, saved .html/.htm pages (main text only), directories of "
-        'them, .jsonl files ({"id", "text"} a line), or - for standard input',
+        help=INPUTS_HELP,
     )
     p.add_argument("--model", required=True, help="run directory (save_pretrained + config.yaml)")
     p.add_argument("--claim", help="claim to test each sentence against (default: the model's)")
@@ -67,8 +70,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(logs stay on stderr)",
     )
     p.add_argument("--summary", help="per-article summary .json (and a .png chart beside it)")
-    p.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"sentences per forward pass (default: {DEFAULT_BATCH_SIZE}); larger is faster "
+        "until memory runs out",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda"],
+        help="where the model runs (default: auto, a GPU when there is one, else the CPU)",
+    )
     p.add_argument(
         "--quantize",
         default="none",

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from .atomic import atomic_open
+from .atomic import Staging
 from .errors import StanceError
 from .labels import LABELS
 from .predict_options import EXIT_NOTHING_READ, EXIT_PARTIAL, STDOUT, output_format
@@ -32,7 +32,8 @@ if TYPE_CHECKING:  # the engine imports torch; this module needs only its attrib
 # `stance predict`'s one logger, as before the split (log lines name their logger).
 logger = logging.getLogger("stance.predict")
 
-PARTIAL_FORMAT = "stance-predict-partial/1"
+# /2: long articles are cut into parts (records.iter_chunks); /1 sidecars are not resumed.
+PARTIAL_FORMAT = "stance-predict-partial/2"
 
 
 # ---------------------------------------------------------------- sidecar (part file)
@@ -162,54 +163,98 @@ class RunReport:
         return EXIT_PARTIAL if self.failures else 0
 
 
+class _Tally:
+    """One article's sentences so far (its parts arrive as consecutive records): the next
+    sentence index, and its labels, relevance and truncation for the summary and report."""
+
+    def __init__(self, record: dict[str, Any]):
+        self.id = record["id"]
+        self.sentences = 0
+        self.labels: list[int] = []
+        self.on_claim: list[bool] | None = [] if "on_claim" in record else None
+        self.truncated = 0
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.sentences += len(record["sentences"])
+        self.labels += record["labels"]
+        if self.on_claim is not None:
+            self.on_claim += record["on_claim"]
+        self.truncated += len(record["truncated"])
+
+
+def _write_rows(f: IO[str], writer: Any, record: dict[str, Any], start: int) -> None:
+    for row in record_rows(record, start):
+        if writer is not None:
+            # JSON's spelling of booleans, so both formats read the same
+            writer.writerow(str(v).lower() if isinstance(v, bool) else v for v in row.values())
+        else:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
 def _write_output(
     output: Path,
     chunks: Iterable[tuple[int, list[dict[str, Any]]]],
     report: RunReport,
     summary: Any | None,
+    stage: Staging,
 ) -> list[str]:
-    """Stream the sidecar records into OUT atomically; returns up to 10 truncated articles."""
+    """Stream the sidecar records into OUT's staged file; returns up to 10 truncated articles."""
     fmt = output_format(output)
     truncated_ids: list[str] = []  # a sample for the log, not every id (memory stays flat)
     to_stdout = str(output) == STDOUT
-    with contextlib.nullcontext(sys.stdout) if to_stdout else atomic_open(output, "w") as f:
+    tally: _Tally | None = None
+
+    def close(t: _Tally | None) -> None:
+        if t is None:
+            return
+        report.articles += 1
+        report.sentences += t.sentences
+        report.truncated += t.truncated
+        if t.truncated:
+            report.truncated_articles += 1
+            if len(truncated_ids) < 10:
+                truncated_ids.append(t.id)
+        if summary is not None:
+            labels = (LABELS[k] for k in t.labels)
+            summary.add_article(t.id, labels, t.truncated, t.on_claim)
+
+    with contextlib.nullcontext(sys.stdout) if to_stdout else stage.open(output, "w") as f:
         writer = csv.writer(f, lineterminator="\n") if fmt == ".csv" else None
         if writer is not None:
             writer.writerow(COLUMNS)
         for _, records in chunks:
             for rec in records:
-                report.articles += 1
-                report.sentences += len(rec["sentences"])
-                report.truncated += len(rec["truncated"])
-                if rec["truncated"]:
-                    report.truncated_articles += 1
-                    if len(truncated_ids) < 10:
-                        truncated_ids.append(rec["id"])
-                for row in record_rows(rec):
-                    if writer is not None:
-                        # JSON's spelling of booleans, so both formats read the same
-                        writer.writerow(
-                            str(v).lower() if isinstance(v, bool) else v for v in row.values()
-                        )
-                    else:
-                        f.write(json.dumps(row, ensure_ascii=False) + "\n")
-                if summary is not None:
-                    labels = (LABELS[k] for k in rec["labels"])
-                    truncated = len(rec["truncated"])
-                    summary.add_article(rec["id"], labels, truncated, rec.get("on_claim"))
+                if not rec.get("part") or tally is None:  # a new article
+                    close(tally)
+                    tally = _Tally(rec)
+                _write_rows(f, writer, rec, tally.sentences)
+                tally.add(rec)
+        close(tally)
     return truncated_ids
 
 
 def finish_output(
     predictor: StancePredictor, parts: list[Path], report: RunReport, summary: str | Path | None
 ) -> None:
-    """Merge the finished sidecars into the output (and the summary); log truncation."""
+    """Merge the finished sidecars into the output (and the summary), then remove them.
+
+    Everything is staged first; the renames into place and the sidecars' removal are one
+    step that SIGINT/SIGTERM cannot split (stance.atomic.Staging.commit): outputs first, the
+    sidecars last, so even a SIGKILL leaves either a resumable run or a finished one.
+    """
     from .summary import SummaryBuilder, write_summary
 
     builder = SummaryBuilder() if summary is not None else None
     # Each part lists its chunks in increasing order; merging by index restores input order.
     merged = heapq.merge(*(_read_partial(p) for p in parts), key=lambda c: c[0])
-    truncated_ids = _write_output(report.output, merged, report, builder)
+    with Staging() as stage:
+        truncated_ids = _write_output(report.output, merged, report, builder, stage)
+        if builder is not None and summary is not None:
+            for fail in report.failures:
+                builder.add_failure(fail.input, fail.line, fail.error)
+            write_summary(summary, builder.build(**_summary_meta(predictor, report)), stage)
+            report.summary = Path(summary)
+        stage.commit(then=[p.unlink for p in parts if p.exists()])
     if report.truncated:
         more = report.truncated_articles - len(truncated_ids)
         shown = ", ".join(truncated_ids) + (f" and {more} more" if more else "")
@@ -220,20 +265,18 @@ def finish_output(
             plural(report.truncated_articles, "article"),
             shown,
         )
-    if builder is not None and summary is not None:
-        for fail in report.failures:
-            builder.add_failure(fail.input, fail.line, fail.error)
-        meta = {
-            "model": str(predictor.model_dir),
-            "claim": predictor.claim,
-            "labels": list(LABELS),
-            "max_length": predictor.max_length,
-            "precision": predictor.precision,
-            "relevance": predictor.relevance_settings(),
-            "output": str(report.output),
-        }
-        write_summary(summary, builder.build(**meta))
-        report.summary = Path(summary)
+
+
+def _summary_meta(predictor: StancePredictor, report: RunReport) -> dict[str, Any]:
+    return {
+        "model": str(predictor.model_dir),
+        "claim": predictor.claim,
+        "labels": list(LABELS),
+        "max_length": predictor.max_length,
+        "precision": predictor.precision,
+        "relevance": predictor.relevance_settings(),
+        "output": str(report.output),
+    }
 
 
 def log_outcome(report: RunReport) -> None:

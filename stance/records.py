@@ -5,7 +5,7 @@ out (columns, rounding, relevance fields); and the chunking that bounds memory o
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -27,12 +27,17 @@ COLUMNS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class Article:
-    """One article to classify; `source` and `line` say where it came from (for messages)."""
+    """One article to classify; `source` and `line` say where it came from (for messages).
+
+    `part`: 0, or the number of a later piece of a long article cut over several chunks
+    (`iter_chunks(split_long=True)`); the pieces' results are joined again in the output.
+    """
 
     article_id: str
     text: str
     source: str = "<api>"
     line: int | None = None
+    part: int = 0
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,7 @@ class ArticleResult:
     probs: np.ndarray
     truncated: np.ndarray
     relevance: Any = None  # stance.relevance.Relevance, when judged
+    part: int = 0  # Article.part: > 0 continues the previous record's article
 
     @property
     def label_ids(self) -> np.ndarray:
@@ -136,6 +142,8 @@ class ArticleResult:
             "probs": probs.tolist(),
             "truncated": np.flatnonzero(self.truncated).tolist(),
         }
+        if self.part:
+            record["part"] = self.part
         if self.relevance is not None:
             rel = self.relevance
             record["on_claim"] = rel.on_claim.tolist()
@@ -144,8 +152,9 @@ class ArticleResult:
         return record
 
 
-def record_rows(record: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Output rows of one sidecar article record."""
+def record_rows(record: dict[str, Any], start: int = 0) -> Iterator[dict[str, Any]]:
+    """Output rows of one sidecar article record; sentence indices count on from `start`
+    (the sentences of the article's earlier parts)."""
     n = len(record["sentences"])
     on_claim = record.get("on_claim", [None] * n)
     similarity = record.get("similarity", [None] * n)
@@ -153,7 +162,9 @@ def record_rows(record: dict[str, Any]) -> Iterator[dict[str, Any]]:
     for i, (text, k, probs) in enumerate(
         zip(record["sentences"], record["labels"], record["probs"], strict=True)
     ):
-        yield output_row(record["id"], i, text, k, probs, on_claim[i], similarity[i], furniture[i])
+        yield output_row(
+            record["id"], start + i, text, k, probs, on_claim[i], similarity[i], furniture[i]
+        )
 
 
 def as_articles(items: Iterable[str | dict | tuple[str, str] | Article]) -> Iterator[Article]:
@@ -181,14 +192,34 @@ class Chunk:
     chars: int = 0
 
 
-def iter_chunks(items: Iterable[Article], chunk_chars: int) -> Iterator[Chunk]:
-    """Group articles into chunks; a chunk closes once it holds `chunk_chars` characters."""
+def iter_chunks(
+    items: Iterable[Article], chunk_chars: int, split_long: bool = False
+) -> Iterator[Chunk]:
+    """Group articles into chunks; a chunk closes once it holds `chunk_chars` characters.
+
+    `split_long`: an article longer than `chunk_chars` is cut into parts of about that size
+    (`segment.text_pieces`, at sentence-splitting boundaries, so no sentence changes), each
+    placed as an article of its own with `part` 1, 2, ... after the first, so one big file
+    is saved (and resumed) a chunk at a time. The sentences either side of a cut do not see
+    each other as context (the context model's neighbours, the relevance filter's window).
+    """
     chunk = Chunk(0)
     for article in items:
-        chunk.articles.append(article)
-        chunk.chars += len(article.text)
-        if chunk.chars >= chunk_chars:
-            yield chunk
-            chunk = Chunk(chunk.index + 1)
+        for piece in _parts(article, chunk_chars) if split_long else (article,):
+            chunk.articles.append(piece)
+            chunk.chars += len(piece.text)
+            if chunk.chars >= chunk_chars:
+                yield chunk
+                chunk = Chunk(chunk.index + 1)
     if chunk.articles:
         yield chunk
+
+
+def _parts(article: Article, chunk_chars: int) -> Iterator[Article]:
+    if len(article.text) <= chunk_chars:
+        yield article
+        return
+    from .segment import text_pieces
+
+    for k, text in enumerate(text_pieces(article.text, chunk_chars)):
+        yield replace(article, text=text, part=k)

@@ -63,6 +63,31 @@ def split_sentences(text: str) -> list[str]:
     return sentences
 
 
+def text_pieces(text: str, size: int) -> Iterator[str]:
+    """`text` cut into consecutive pieces of about `size` characters (at least one).
+
+    Cuts fall only where `split_sentences` already cuts (line ends, and the points where an
+    over-long line is divided), so the sentences of the pieces, in turn, are the sentences of
+    the whole text. A piece can exceed `size` by one such segment (at most a line's
+    `_MAX_CHUNK` characters).
+    """
+    text = text.replace("\x00", " ").lstrip("\ufeff")
+    piece: list[str] = []
+    length = 0
+    for line in text.splitlines(keepends=True):
+        body = line.rstrip("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+        parts = list(_chunks(body)) if body.strip() else [body]
+        parts[-1] += line[len(body) :]
+        for part in parts:
+            piece.append(part)
+            length += len(part)
+            if length >= size:
+                yield "".join(piece)
+                piece, length = [], 0
+    if piece or not text:
+        yield "".join(piece)
+
+
 def article_id_from_path(path: str | Path) -> str:
     """`000_88a8.txt` -> `000`; any other name -> its stem, made safe for use in file names."""
     stem = Path(path).stem
@@ -88,6 +113,12 @@ def read_bytes(path: Path, expected: str) -> bytes:
         raise InputError(f"cannot read: {e.strerror or e}", path) from None
 
 
+def over_limit(what: str, size: int | None, max_bytes: int) -> str:
+    """The size refusal, naming the option that moves the limit."""
+    sized = f"{what} is {size:,} bytes, over" if size is not None else f"{what} is over"
+    return f"{sized} the limit of {max_bytes:,} bytes (raise it with --max-article-bytes)"
+
+
 def read_text(path: str | Path, max_bytes: int | None = None) -> str:
     """Read a UTF-8 article; clear errors for binary, non-UTF-8, empty and oversized files."""
     path = Path(path)
@@ -97,10 +128,10 @@ def read_text(path: str | Path, max_bytes: int | None = None) -> str:
         except OSError:
             size = 0  # read_bytes below names the problem
         if size > max_bytes:  # refuse before reading it all
-            raise InputError(f"article is {size:,} bytes, over the limit of {max_bytes:,}", path)
+            raise InputError(over_limit("article", size, max_bytes), path)
     data = read_bytes(path, "a text file")
     if max_bytes is not None and len(data) > max_bytes:  # it grew while we looked
-        raise InputError(f"article is {len(data):,} bytes, over the limit of {max_bytes:,}", path)
+        raise InputError(over_limit("article", len(data), max_bytes), path)
     return decode_text(data, path)
 
 
@@ -135,7 +166,7 @@ def read_article(path: str | Path, max_bytes: int | None = None) -> str:
         return read_text(path, max_bytes)
     if max_bytes is not None and path.is_file() and path.stat().st_size > max_bytes:
         size = path.stat().st_size
-        raise InputError(f"page is {size:,} bytes, over the limit of {max_bytes:,}", path)
+        raise InputError(over_limit("page", size, max_bytes), path)
     return html_main_text(read_bytes(path, "an HTML page"), path)
 
 
@@ -146,7 +177,20 @@ def decode_utf8(data: bytes, path: str | Path) -> str:
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         message = f"not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start})"
-        raise InputError(message, path, line) from None
+        raise InputError(message + _encoding_hint(data), path, line) from None
+
+
+def _encoding_hint(data: bytes) -> str:
+    """How to convert a file that is not UTF-8, naming the encoding it most likely is."""
+    try:
+        data.decode("cp1252")
+        guess = "cp1252"  # Windows-1252, the usual superset of Latin-1 in saved articles
+    except UnicodeDecodeError:
+        guess = "latin-1"  # every byte decodes; a guess only
+    return (
+        f"; it reads as {guess} (Latin-1 family): convert it first, e.g. "
+        f"iconv -f {guess} -t utf-8 FILE > FILE.utf8.txt"
+    )
 
 
 def decode_text(data: bytes, path: str | Path) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_open, atomic_write_text
+from .atomic import Staging
 from .labels import LABELS
 from .plots import new_figure
 from .wording import plural
@@ -41,14 +41,16 @@ def label_stats(counts: dict[str, int], off_claim: int = 0) -> dict[str, Any]:
     """
     n = sum(counts.values())
     counts = {label: int(counts.get(label, 0)) for label in LABELS}
+    top = [label for label in LABELS if n and counts[label] == max(counts.values())]
     return {
         "sentences": n + off_claim,
         "on_claim": n,
         "off_claim": off_claim,
         "counts": counts,
         "shares": {label: (c / n if n else 0.0) for label, c in counts.items()},
-        # max() keeps the first of equal counts, so ties go to the earlier label in LABELS.
-        "dominant": max(LABELS, key=counts.__getitem__) if n else None,
+        # A tie (3 supports, 3 doubts) has no dominant label: null, and the tied labels.
+        "dominant": top[0] if len(top) == 1 else None,
+        "tied": top if len(top) > 1 else [],
         "stance_score": stance_score(counts),
     }
 
@@ -113,17 +115,26 @@ def plot_path(summary_path: str | Path) -> Path:
     return Path(summary_path).with_suffix(".png")
 
 
-def write_summary(path: str | Path, summary: dict[str, Any]) -> Path:
-    """Write the JSON summary and its PNG chart, each atomically; returns the PNG path."""
-    atomic_write_text(path, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+def write_summary(path: str | Path, summary: dict[str, Any], stage: Staging | None = None) -> Path:
+    """Write the JSON summary and its PNG chart atomically; returns the PNG path.
+
+    With `stage`, both are only staged there: the caller commits them with its other files.
+    """
+    own = stage is None
+    stage = Staging() if stage is None else stage
     png = plot_path(path)
-    if not summary["articles"]:  # nothing to draw: no blank chart (and no stale one)
+    if summary["articles"]:
+        data = render_chart(summary["articles"], title=str(summary.get("claim") or ""))
+        with stage.open(png, "wb") as f:
+            f.write(data)
+    else:  # nothing to draw: no blank chart (and no stale one)
         png.unlink(missing_ok=True)
         logger.info("no articles: no chart written")
-        return png
-    data = render_chart(summary["articles"], title=str(summary.get("claim") or ""))
-    with atomic_open(png, "wb") as f:
-        f.write(data)
+    with stage.open(path) as f:
+        f.write(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    if own:
+        with stage:
+            stage.commit()
     return png
 
 

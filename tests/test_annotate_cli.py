@@ -132,6 +132,30 @@ def test_unusable_arguments_fail_before_serving(tmp_path, monkeypatch, caplog, a
     assert message in caplog.text
 
 
+def test_a_busy_port_or_a_bad_model_is_refused_before_the_sentences_are_read(
+    tmp_path, monkeypatch, caplog
+):
+    """Issue 26 item 8: refusals come before the slow part (reading, embedding, loading)."""
+    import socket
+
+    import stance.annotate.sentences as sentences_module
+
+    def too_late(*a, **k):
+        raise AssertionError("the sentences were read before the refusal")
+
+    monkeypatch.setattr(sentences_module, "read_sentences", too_late)
+    monkeypatch.chdir(tmp_path)
+    base = ["annotate", str(SEEDS), "--claim", CLAIM, "-o", "labels.jsonl"]
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        assert main([*base, "--port", port]) == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in caplog.text
+    assert main([*base, "--port", "0", "--model", str(tmp_path / "nope")]) == 2
+    assert "nope: model directory not" in caplog.text
+
+
 # `stance annotate` in its own process, with the fake embedder (no MiniLM in tests).
 CHILD = (
     "import sys; sys.path.insert(0, {tests!r}); import annotate_fakes, stance.annotate.learner "

@@ -145,3 +145,23 @@ def test_every_oracle_label_round_trips(served):
         item = client.get("/api/state", headers=H).get_json()["item"]
         client.post("/api/label", json={"id": item["id"], "label": ORACLE[item["id"]]}, headers=H)
     assert len(rows(path)) == 10
+
+
+def test_the_withdrawal_rules_are_shown_only_for_the_withdrawal_claim(served, tmp_path):
+    """Issue 26 item 6: another claim gets the general rules, not "footage of leaving"."""
+    from stance.annotate.session import AnnotationSession
+    from stance.annotate.store import LabelStore
+
+    session, app, _ = served
+    page = app.test_client().get("/").get_data(as_text=True)
+    assert "Attributed speech counts" in page and "footage of leaving is supports" in page
+    assert "{{GUIDE}}" not in page
+
+    other = AnnotationSession(
+        session.sentences, LabelStore(tmp_path / "other.jsonl", "Oil prices will rise in March.")
+    )
+    page = create_app(other, token=TOKEN).test_client().get("/", headers=H)
+    html = page.get_data(as_text=True)
+    assert "Attributed speech counts" in html and "Page furniture" in html
+    assert "footage" not in html and "troop movement" not in html
+    assert "no guide of its own" in html

@@ -87,3 +87,36 @@ def test_the_same_seed_gives_the_same_report_and_the_cli_writes_it(tmp_path, cap
     saved = json.loads(out.read_text())
     again = crossval.cross_validate(tiny_config(None, "train.epochs=1"), seeds=1)
     assert [r["predictions"] for r in saved["runs"]] == [r["predictions"] for r in again["runs"]]
+
+
+def test_an_interrupted_cv_keeps_its_fold_runs_and_resumes(report_and_folds, tmp_path, caplog):
+    """Issue 26 item 5: --json grows after every fold-run; --resume reruns only the rest and
+    gives the uninterrupted report (the module fixture's, same seeds)."""
+    report, _ = report_and_folds
+    out = tmp_path / "cv.json"
+    args = ["cv", "--config", str(ROOT / "configs" / "tiny.yaml"), "--seeds", "2"]
+    args += ["--json", str(out), f"data.train=[{{path: {DATA}}}]", "train.epochs=1"]
+    real, calls = crossval.train_and_predict, []
+
+    def interrupted_at_the_fourth(cfg, train_ds, test_ds):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(cfg, train_ds, test_ds)
+
+    crossval.train_and_predict = interrupted_at_the_fourth
+    try:
+        assert main(args) == 130
+        assert "--resume" in caplog.text
+        saved = json.loads(out.read_text())
+        assert saved["complete"] is False and len(saved["runs"]) == 3
+        calls.clear()
+        assert main([*args, "--resume"]) == 0
+    finally:
+        crossval.train_and_predict = real
+    assert len(calls) == 3  # only the fold-runs that had not finished
+    final = json.loads(out.read_text())
+    assert final["complete"] is True
+    assert [r["predictions"] for r in final["runs"]] == [r["predictions"] for r in report["runs"]]
+    assert main([*args[:-1], "train.epochs=2", "--resume"]) == 2  # other settings: refused
+    assert "other settings" in caplog.text

@@ -1,7 +1,8 @@
 import json
+import re
 
 import pytest
-from conftest import DATA
+from conftest import DATA, ROOT, SEEDS
 from datasets import ClassLabel
 
 from stance.data import (
@@ -16,6 +17,11 @@ from stance.data import (
 )
 from stance.errors import InputError
 from stance.labels import DEFAULT_CLAIM, LABELS
+from stance.segment import article_id_from_path, read_text, sentence_records
+
+ARTICLES = ROOT / "data" / "articles"
+ARTICLE_ROWS = ROOT / "data" / "withdrawal-articles.jsonl"
+ROW_FIELDS = {"id", "article_id", "sentence_index", "text", "label", "skip", "note"}
 
 
 def write_rows(path, rows):
@@ -251,3 +257,134 @@ def test_context_that_is_not_text_is_named_with_its_line(tmp_path):
     with pytest.raises(InputError) as err:
         read_statements(path)
     assert err.value.line == 2 and "'prev_text' must be a string" in str(err.value)
+
+
+WRITTEN = DATA.parent / "withdrawal-written.jsonl"
+WRITTEN_TOPICS = {
+    "ministry",
+    "denial",
+    "analysis",
+    "intelligence",
+    "satellite",
+    "markets",
+    "diplomacy",
+    "restated-dispute",
+    "concession",
+    "background",
+    "rebuttal",
+    "shelling",
+    "other",
+}
+
+
+def _tokens(text: str) -> frozenset[str]:
+    return frozenset(re.findall(r"[a-z0-9']+", text.lower()))
+
+
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / len(a | b)
+
+
+def test_written_statements_load_balanced_and_well_formed():
+    statements = read_statements(WRITTEN)  # raises on a duplicate id or an unknown label
+    assert len(statements.rows) >= 400 and statements.skipped == 0
+    counts = label_counts(load_statements(WRITTEN))
+    # Roughly a third each (issue #22): no label under a quarter of the file.
+    assert all(n >= len(statements.rows) / 4 for n in counts.values()), counts
+    raw = [json.loads(line) for line in WRITTEN.read_text(encoding="utf-8").splitlines()]
+    assert {r["article_id"] for r in raw} == {"w-stmt"}
+    assert {r["topic"] for r in raw} <= WRITTEN_TOPICS
+    assert all("2022-02-15" <= r["date"] <= "2022-02-24" for r in raw)
+    assert all(r["note"] == "mixed" for r in raw if r.get("note", "").startswith("mix"))
+
+
+def test_written_statements_are_not_near_copies_of_seed_rows_or_of_each_other():
+    others = [DATA, DATA.parent / "withdrawal-variants.jsonl"]
+    # Raw lines, so the seed's skip rows count too.
+    lines = [line for path in others for line in path.read_text(encoding="utf-8").splitlines()]
+    seen = [_tokens(json.loads(line)["text"]) for line in lines if line.strip()]
+    written = [_tokens(r["text"]) for r in read_statements(WRITTEN).rows]
+    worst_seed = max(_jaccard(w, s) for w in written for s in seen)
+    worst_pair = max(_jaccard(a, b) for i, a in enumerate(written) for b in written[i + 1 :])
+    assert worst_seed < 0.8 and worst_pair < 0.8, (worst_seed, worst_pair)
+
+
+@pytest.mark.parametrize(
+    ("folder", "rows_path", "pattern"),
+    [(SEEDS, DATA, "*.txt"), (ARTICLES, ARTICLE_ROWS, "w*.txt")],
+    ids=["seeds", "written-articles"],
+)
+def test_labelled_rows_are_the_segmenter_output_of_their_articles(folder, rows_path, pattern):
+    # Rows must be exactly what `stance segment` cuts from the files (ids, order, text byte
+    # for byte), so a model reading an article sees the sentences and neighbours labelled.
+    files = sorted(folder.glob(pattern))
+    expected = [r for p in files for r in sentence_records(article_id_from_path(p), read_text(p))]
+    rows = [json.loads(line) for line in rows_path.read_text(encoding="utf-8").splitlines()]
+    keys = ("id", "article_id", "sentence_index", "text")
+    assert [{k: r[k] for k in keys} for r in rows] == expected
+    for r in rows:
+        assert set(r) <= ROW_FIELDS, r["id"]
+        if r.get("skip"):
+            assert r["skip"] is True and "label" not in r, r["id"]
+        else:
+            assert r.get("label") in LABELS, r["id"]
+    assert len(read_statements(rows_path).rows) == sum(not r.get("skip") for r in rows)
+
+
+def test_written_articles_are_whole_articles_with_varied_stance():
+    # Issue 22: at least 12 articles of 10-20 labelled sentences, whose article scores
+    # (share of supports minus share of doubts) spread from doubting to supportive.
+    rows = [json.loads(line) for line in ARTICLE_ROWS.read_text(encoding="utf-8").splitlines()]
+    labels: dict[str, list[str]] = {}
+    for r in rows:
+        labels.setdefault(r["article_id"], [])
+        if not r.get("skip"):
+            labels[r["article_id"]].append(r["label"])
+    assert len(labels) >= 12 and not set(labels) & {"000", "003", "004"}
+    assert all(10 <= len(v) <= 20 for v in labels.values())
+    scores = [(v.count("supports") - v.count("doubts")) / len(v) for v in labels.values()]
+    assert min(scores) <= -0.3 and max(scores) >= 0.3
+    assert sum(abs(s) < 0.15 for s in scores) >= 2  # a few mostly neutral articles
+
+
+def _agreement_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "label_agreement", ROOT / "scripts" / "label_agreement.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+PASS2 = ROOT / "data" / "labels-pass2"
+
+
+def test_cohen_kappa_on_a_hand_worked_example():
+    kappa = _agreement_script().cohen_kappa
+    # 10 items, 8 agree (one s read as d, one d read as s): p_o = 0.8. Both raters use
+    # 5 s, 3 d, 2 n, so p_e = (5*5 + 3*3 + 2*2) / 100 = 0.38; kappa = 0.42 / 0.62 = 21/31.
+    a = ["s"] * 5 + ["d"] * 3 + ["n"] * 2
+    b = ["s"] * 4 + ["d", "d", "d", "s"] + ["n"] * 2
+    assert sum(x == y for x, y in zip(a, b, strict=True)) == 8
+    assert kappa(a, b) == pytest.approx(21 / 31)
+    # Unequal marginals: a all s but one d; b half s half d. p_o = 0.6, p_e = 0.5, kappa 0.2.
+    assert kappa(["s"] * 9 + ["d"], ["s"] * 5 + ["d"] * 5) == pytest.approx(0.2)
+    assert kappa(a, a) == 1.0 and kappa(["s", "s"], ["s", "s"]) == 1.0
+    assert kappa(["s", "d"], ["d", "s"]) == pytest.approx(-1.0)  # systematic disagreement
+    with pytest.raises(ValueError):
+        kappa(["s"], [])
+
+
+@pytest.mark.parametrize(
+    ("committed", "second"),
+    [(WRITTEN, PASS2 / "statements.jsonl"), (ARTICLE_ROWS, PASS2 / "articles.jsonl")],
+    ids=["statements", "articles"],
+)
+def test_second_pass_covers_every_id_with_a_known_label(committed, second):
+    script = _agreement_script()
+    first, other = script.committed_labels(committed), script.pass2_labels(second)
+    assert list(other) == list(first)  # every id, same order, nothing extra
+    assert set(other.values()) <= {*LABELS, "skip"}
+    assert len(script.pairs(first, other, both_labelled=False)) == len(first)

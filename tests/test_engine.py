@@ -172,3 +172,30 @@ def test_collate_pads_flat_and_leaves_out_a_mask_nobody_needs(tiny_model_dir: Pa
         no_mask = predictor.net(**full)
         ones = predictor.net(**full, attention_mask=torch.ones(2, 2, dtype=torch.long))
     torch.testing.assert_close(no_mask, ones)
+
+
+def _in_context_loop(logits: np.ndarray, neighbours, weight: float, bias: np.ndarray):
+    """The per-sentence loop before issue 23, the reference for the vectorised form."""
+    out = logits.copy()
+    for i, near in enumerate(neighbours):
+        near = [j for j in near if j >= 0]
+        if near:
+            out[i] += weight * (logits[near].mean(0) - bias)
+    return out
+
+
+def test_context_mixing_is_the_loops_arithmetic_bit_for_bit() -> None:
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(3)
+    n = 500
+    logits = rng.normal(size=(n, 3)).astype(np.float32) * 7
+    neighbours = [tuple(int(j) for j in rng.integers(-1, n, 2)) for _ in range(n)]
+    neighbours[:3] = [(-1, -1), (-1, 4), (5, -1)]
+    self = SimpleNamespace(context_weight=0.3, _head_bias=np.float32([0.5, -1.25, 0.1]))
+    got = P.StancePredictor._in_context(self, logits, neighbours)
+    want = _in_context_loop(logits, neighbours, 0.3, self._head_bias)
+    assert got.dtype == want.dtype and np.array_equal(got, want)
+    assert np.array_equal(got[0], logits[0]) and not np.array_equal(got[1], logits[1])
+    empty = np.zeros((0, 3), np.float32)
+    assert P.StancePredictor._in_context(self, empty, []).shape == (0, 3)

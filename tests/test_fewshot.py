@@ -110,6 +110,34 @@ def test_a_claim_other_than_the_trained_one_is_refused(run_dir, caplog):
     assert code == 2 and "one claim" in caplog.text
 
 
+def test_the_trained_claim_in_other_case_or_punctuation_is_accepted(run_dir):
+    """Issue 26 item 8: "... borders" (no final period, other case) is the trained claim."""
+    claim = json.loads((run_dir / "config.json").read_text())["stance_claim"]
+    predictor = StancePredictor(run_dir, claim="  " + claim.rstrip(".").upper() + " ")
+    texts = list(load_statements(DATA)["text"])[:4]
+    np.testing.assert_allclose(predictor.classify(texts), StancePredictor(run_dir).classify(texts))
+
+
+def test_another_claim_is_refused_before_torch_loads(run_dir, tmp_path):
+    """Issue 26 item 8: the refusal answers at once, not after the model loads."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\nfrom stance import cli\nrc = cli.main(sys.argv[1:])\n"
+        "heavy = [m for m in ('torch', 'transformers') if m in sys.modules]\n"
+        "print('RESULT', rc, heavy, file=sys.stderr)\n"
+    )
+    argv = ["predict", "--model", str(run_dir), "--claim", "Cats purr.", str(DATA)]
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *argv, "-o", str(tmp_path / "o.jsonl")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert "RESULT 2 []" in proc.stderr and "one claim" in proc.stderr, proc.stderr[-2000:]
+
+
 def test_rows_with_several_claims_are_refused():
     from stance.data import to_dataset
 

@@ -29,6 +29,9 @@ def test_dry_run_runs_every_step_on_the_cpu(gc, monkeypatch, tmp_path: Path) -> 
     they did not run, and nothing fails."""
     small = gc.Sizes(128, 64, (64, 512), (16,), 1, 1, 64, 2, 2, (64,), (16,), 16)
     monkeypatch.setattr(gc.Sizes, "dry", classmethod(lambda cls: small))
+    bodies = _fnc1_like(tmp_path)  # whether or not ../shared is here
+    monkeypatch.setattr(gc.gpu_fewshot, "fnc1_bodies", lambda: bodies)
+    monkeypatch.setattr(gc.gpu_fewshot, "FNC1_SENTENCES", 40)
     out = tmp_path / "check.json"
     assert gc.main(["--dry-run", "--json", str(out)]) == 0
     payload = json.loads(out.read_text())
@@ -52,6 +55,49 @@ def test_dry_run_runs_every_step_on_the_cpu(gc, monkeypatch, tmp_path: Path) -> 
     two = next(r for r in rows if "2 processes" in r["check"])
     assert two["detail"]["identical"] and two["detail"]["sentences"] > 20
     assert payload["exit_code"] == 0 and payload["machine"]["device"] == "cpu"
+    _check_fewshot_rows(rows)
+
+
+def _fnc1_like(tmp_path: Path) -> Path:
+    """A bodies CSV in FNC-1's columns, with made-up text: 45 sentences over 3 bodies."""
+    import csv
+
+    path = tmp_path / "bodies.csv"
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["Body ID", "articleBody"])
+        for body in range(3):
+            text = " ".join(f"Report {body}.{i} says units moved {i} km today." for i in range(15))
+            writer.writerow([body, text])
+    return path
+
+
+def _check_fewshot_rows(rows: list[dict]) -> None:
+    """The few-shot kind's rows (issue 23): the recipe trained, LP-FT timed with its FLOPs
+    from real tokens, predict end to end, and labels agreeing on seeds and unseen text."""
+    by = {r["check"]: r for r in rows}
+    recipe = by["train few-shot mpnet recipe (fp32)"]
+    assert recipe["status"] == "ok" and recipe["detail"]["train_rows"] > 100
+    lpft = by["train few-shot mpnet LP-FT fp32 (examples/s)"]
+    assert lpft["detail"]["examples_per_s"] > 0 and lpft["detail"]["mean_real_tokens"] > 3
+    predict = by["predict few-shot mpnet (sentences/s)"]
+    assert predict["detail"]["stance_predict_sentences"] > 20
+    assert predict["detail"]["label_agreement_with_library"] >= 0.99
+    labels = [r for r in rows if r["check"].startswith("labels few-shot mpnet")]
+    assert [r["detail"]["sentences"] for r in labels] == [63, 40]
+    assert all(r["detail"]["agreement"] == 1.0 for r in labels)  # fp32 on one device
+
+
+def test_training_flops_count_the_backward_of_trained_layers_only(gc) -> None:
+    from types import SimpleNamespace
+
+    from benchmarks.gpu_fewshot import train_flops_per_example
+
+    config = SimpleNamespace(hidden_size=8, num_hidden_layers=4, intermediate_size=32)
+    forward = gc.encoder_flops_per_example(config, [5, 7])
+    assert train_flops_per_example(config, [5, 7], 0) == forward
+    assert train_flops_per_example(config, [5, 7], 4) == 3 * forward
+    assert train_flops_per_example(config, [5, 7], 1) == 1.5 * forward
 
 
 def test_no_gpu_is_not_run_not_a_crash(gc, tmp_path: Path, capsys) -> None:

@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -238,7 +239,8 @@ def test_summary_numbers_and_chart(tiny_model_dir: Path, tmp_path: Path) -> None
         expected = (sup - dbt) / (sup + dbt) if sup + dbt else None
         assert art["stance_score"] == pytest.approx(expected)
         assert expected is None or -1.0 <= art["stance_score"] <= 1.0
-        assert art["counts"][art["dominant"]] == max(art["counts"].values())
+        top = [label for label in LABELS if art["counts"][label] == max(art["counts"].values())]
+        assert (art["dominant"], art["tied"]) == ((top[0], []) if len(top) == 1 else (None, top))
         assert art["truncated"] == 0
     totals = data["totals"]
     assert totals["articles"] == 3 and totals["sentences"] == len(rows)
@@ -255,7 +257,10 @@ def test_summary_formula_edge_cases() -> None:
     none = article_summary("x", ["neutral", "neutral"])
     assert none["stance_score"] is None and none["dominant"] == "neutral"  # no stance, not 0.0
     tie = article_summary("y", ["supports", "doubts", "supports", "doubts", "neutral"])
-    assert tie["stance_score"] == 0.0 and tie["dominant"] == "supports"  # ties: LABELS order
+    # Issue 26 item 8: 2 vs 2 is a tie, reported as one, not as "supports"
+    assert tie["stance_score"] == 0.0 and tie["dominant"] is None
+    assert tie["tied"] == ["supports", "doubts"] and none["tied"] == []
+    assert article_summary("e", [])["dominant"] is None
     assert article_summary("z", ["doubts"] * 3 + ["supports"])["stance_score"] == -0.5
     many = [article_summary(f"a{i}", ["supports"]) for i in range(60)]
     assert render_chart(many, "claim")[:4] == b"\x89PNG"  # over 50: first 50, titled so
@@ -410,7 +415,7 @@ def _crash_after_first_chunk(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def test_crash_leaves_no_output_and_resume_completes(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    args = [*SEEDS, "--chunk-chars", "3000"]  # seeds are 5.6 + 2.3 + 2.8 kB: two chunks
+    args = [*SEEDS, "--chunk-chars", "6000"]  # seeds are 5.6 + 2.3 + 2.8 kB: two chunks
     ref, ref_summary = tmp_path / "ref.csv", tmp_path / "ref.json"
     assert run(tiny_model_dir, *args, "--output", ref, "--summary", ref_summary) == 0
 
@@ -751,3 +756,44 @@ def test_stdout_reader_leaving_early_is_no_traceback(tiny_model_dir: Path) -> No
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 141, err.decode()[-2000:]
     assert b"Traceback" not in err and b"Exception ignored" not in err
+
+
+def test_a_long_article_spans_chunks_and_resumes_byte_identical(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 26 item 3: one big file is saved a chunk at a time, so a crash keeps its first
+    parts; --resume finishes it byte for byte, and the parts read as one article again."""
+    big = tmp_path / "big.txt"
+    big.write_text("\n".join(p.read_text(encoding="utf-8") for p in SEEDS * 2), encoding="utf-8")
+    args = [big, "--chunk-chars", "3000", "--summary"]
+    ref = tmp_path / "ref.jsonl"
+    assert run(tiny_model_dir, *args, tmp_path / "ref.json", "--output", ref) == 0
+    rows = read_rows(ref)
+    assert {r["article_id"] for r in rows} == {"big"}
+    assert [r["sentence_index"] for r in rows] == list(range(len(rows)))
+    assert [r["text"] for r in rows] == split_sentences(big.read_text(encoding="utf-8"))
+    (entry,) = json.loads((tmp_path / "ref.json").read_text())["articles"]
+    assert entry["article_id"] == "big" and entry["sentences"] == len(rows)
+
+    out = tmp_path / "out.jsonl"
+    calls = _crash_after_first_chunk(monkeypatch)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run(tiny_model_dir, *args, tmp_path / "s.json", "--output", out)
+    sidecar = P.partial_path(out).read_text().splitlines()
+    assert len(sidecar) == 2 and json.loads(sidecar[1])["articles"][0]["id"] == "big"
+    monkeypatch.undo()
+    monkeypatch.setattr("stance.relevance.MiniLMEmbedder", FakeEmbedder)
+    assert run(tiny_model_dir, *args, tmp_path / "s.json", "--output", out, "--resume") == 0
+    assert out.read_bytes() == ref.read_bytes() and len(calls) == 2
+
+
+def test_progress_bar_counts_sentences_without_a_terminal(
+    tiny_model_dir: Path, tmp_path: Path, capfd: pytest.CaptureFixture
+) -> None:
+    """Issue 26 item 3: `stance predict` shows its progress in sentences on stderr even when
+    stderr is not a terminal (sparsely there, as training's bar)."""
+    out = tmp_path / "out.jsonl"
+    assert run(tiny_model_dir, *SEEDS, "--output", out) == 0
+    n = len(read_rows(out))
+    err = capfd.readouterr().err
+    assert re.search(rf"predict: .*\b{n}(/\?)? *sent\b|predict: .*\b{n}sent\b", err), err[-2000:]

@@ -105,6 +105,18 @@ def test_segment_cli_writes_all_seed_sentences(tmp_path):
     assert {r["article_id"] for r in rows} == {"000", "003", "004"}
 
 
+def test_segment_cli_writes_all_written_article_sentences(tmp_path):
+    # The same check for the written articles of issue 22 (data/articles/w*.txt).
+    out = tmp_path / "sentences.jsonl"
+    files = sorted((ROOT / "data" / "articles").glob("w*.txt"))
+    assert main(["segment", *map(str, files), "--output", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    labelled_file = ROOT / "data" / "withdrawal-articles.jsonl"
+    labelled = [json.loads(line) for line in labelled_file.open(encoding="utf-8")]
+    assert [(r["id"], r["text"]) for r in rows] == [(r["id"], r["text"]) for r in labelled]
+    assert {r["article_id"] for r in rows} == {p.stem for p in files}
+
+
 def test_segment_cli_keeps_going_after_a_bad_file(tmp_path, caplog):
     good = tmp_path / "good.txt"
     good.write_text("Fine. Also fine.")
@@ -134,3 +146,67 @@ def test_read_article_takes_the_main_text_of_an_html_page(tmp_path):
     page.write_bytes(b"\x00\x01binary")
     with pytest.raises(InputError, match="looks binary"):
         read_article(page)
+
+
+@pytest.mark.parametrize("size", [1, 50, 700, 2500, 10**6])
+def test_text_pieces_cut_where_sentences_are_cut(size: int) -> None:
+    """Issue 26 item 3: a long article's parts give exactly the whole text's sentences."""
+    from stance.segment import _MAX_CHUNK, text_pieces
+
+    long_line = " ".join(["word"] * 1200) + ". End."  # one line over _MAX_CHUNK characters
+    text = "\ufeffFirst line. Second one.\r\n\nThird\x00line.\n" + long_line + "\nLast."
+    text += "\n" + "\n".join(p.read_text(encoding="utf-8") for p in sorted(SEEDS.glob("*.txt")))
+    pieces = list(text_pieces(text, size))
+    assert "".join(pieces) == text.replace("\x00", " ").lstrip("\ufeff")
+    assert [s for p in pieces for s in split_sentences(p)] == split_sentences(text)
+    assert all(len(p) <= size + _MAX_CHUNK + 2 for p in pieces)
+    if size >= len(text):
+        assert pieces == [text.replace("\x00", " ").lstrip("\ufeff")]
+    assert list(text_pieces("", 10)) == [""]
+
+
+def test_segment_reads_inputs_as_predict_does(tmp_path):
+    """Issue 26 item 4: a .jsonl batch is articles ({"id", "text"}), not sentences; a
+    directory is its article files; nothing read means exit 3 and no output file."""
+    batch = tmp_path / "batch.jsonl"
+    lines = [{"id": "a1", "text": "One here. Two here."}, {"id": "a2", "text": "Three."}]
+    batch.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    out = tmp_path / "s.jsonl"
+    assert main(["segment", str(batch), "--output", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [(r["id"], r["text"]) for r in rows] == [
+        ("a1-00", "One here."), ("a1-01", "Two here."), ("a2-00", "Three.")
+    ]  # fmt: skip
+
+    folder = tmp_path / "dir"
+    folder.mkdir()
+    (folder / "x.txt").write_text("Alpha. Beta.", encoding="utf-8")
+    assert main(["segment", str(folder), "--output", str(out)]) == 0
+    assert len(out.read_text().splitlines()) == 2
+
+    empty, missing = tmp_path / "empty", tmp_path / "none.jsonl"
+    empty.mkdir()
+    assert main(["segment", str(empty), str(tmp_path / "nope.txt"), "-o", str(missing)]) == 3
+    assert not missing.exists()
+
+
+def test_segment_help_names_every_input_kind(capsys):
+    with pytest.raises(SystemExit):
+        main(["segment", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert ".html" in help_text and ".jsonl" in help_text and "directories" in help_text
+
+
+def test_refusals_name_the_option_and_the_encoding(tmp_path):
+    """Issue 26 item 8: the size refusal names --max-article-bytes; a Latin-1 file names
+    its likely encoding and how to convert it."""
+    from stance.segment import read_text
+
+    big = tmp_path / "big.txt"
+    big.write_text("word " * 100)
+    with pytest.raises(InputError, match="--max-article-bytes"):
+        read_text(big, max_bytes=100)
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("Caf\u00e9 au lait. Na\u00efve.".encode("latin-1"))
+    with pytest.raises(InputError, match=r"cp1252 .*iconv -f cp1252 -t utf-8"):
+        read_text(latin)

@@ -36,12 +36,13 @@ def _share(text: str) -> float:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of `stance annotate`."""
+    from ..predict_options import INPUTS_HELP
+
     p.add_argument(
         "inputs",
         nargs="+",
         metavar="INPUT",
-        help="article .txt files, directories of them, .jsonl files "
-        '({"id", "text"} a line), or - for standard input (as stance predict)',
+        help=INPUTS_HELP + " (read as stance predict reads them)",
     )
     p.add_argument("--claim", required=True, help="the claim every sentence is labelled against")
     p.add_argument(
@@ -91,6 +92,13 @@ def run_cli(args: argparse.Namespace) -> int:
     claim = normalise(args.claim)
     if not claim:
         raise StanceError("--claim is empty")
+    # Everything that can be refused is checked before the slow part (reading and embedding
+    # the sentences, loading models): a busy port or a bad --model answers at once.
+    _check_port(args.host, args.port)
+    if args.model:
+        from ..preflight import check_model_dir
+
+        check_model_dir(args.model, claim)
     max_bytes = args.max_article_bytes or DEFAULT_MAX_ARTICLE_BYTES
     sentences, failures = read_sentences(args.inputs, max_bytes)
     if not sentences:
@@ -99,6 +107,25 @@ def run_cli(args: argparse.Namespace) -> int:
     session = _session(args, sentences, store)
     _serve(args, session, len({s.article_id for s in sentences}))
     return 1 if failures else 0
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse a port another program holds (0: the server picks a free one later)."""
+    import socket
+
+    from ..errors import StanceError
+
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise StanceError(
+                f"cannot listen on {host}:{port}: {e.strerror or e} (--port 0 picks a free port)"
+            ) from None
 
 
 def _session(

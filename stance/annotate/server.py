@@ -24,6 +24,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
+from .guide import guide_html
 from .session import AnnotationSession, SessionError
 
 logger = logging.getLogger(__name__)
@@ -102,6 +103,7 @@ def create_app(
     app.config["STANCE_TOKEN"] = token or secrets.token_urlsafe(32)
     app.config["STANCE_HOSTS"] = set(hosts if hosts is not None else {"localhost"})
     page = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
+    page = page.replace("{{GUIDE}}", guide_html(session.store.claim))
 
     @app.before_request
     def guard() -> Any:
