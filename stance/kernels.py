@@ -135,7 +135,7 @@ class DynamicInt8Linear(nn.Module):
     per-channel int8 weights packed once, activations quantised with one 7-bit scale per batch
     (`reduce_range`, so AVX2's 16-bit pairwise sums cannot saturate). Fast on CPUs without
     VNNI, but coarse: a sentence's probabilities move with its batch mates, and on the mpnet
-    default it changed 8-10% of the seed labels (scripts/bench_fewshot_cli.py)."""
+    default it changed 8-10% of the seed labels (scripts/bench_fewshot.py)."""
 
     def __init__(self, linear: nn.Linear):
         super().__init__()
@@ -227,7 +227,20 @@ class _Linear(nn.Module):
         return F.relu(y) if self.act == "relu" else y
 
 
-class FastBertClassifier(nn.Module):
+class PackedLinears(nn.Module):
+    """A network of `_Linear`s that can prepack its float32 ones for oneDNN (CPU)."""
+
+    def pack(self) -> None:
+        for m in self.modules():
+            if isinstance(m, _Linear) and isinstance(m.linear, nn.Linear):
+                m.pack()
+
+    @property
+    def packed(self) -> bool:
+        return any(isinstance(m, _Linear) and m._packed is not None for m in self.modules())
+
+
+class FastBertClassifier(PackedLinears):
     """Inference-only forward of a BertForSequenceClassification, on the same weights.
 
     Same arithmetic, less work: Q, K and V in one GEMM; bias and activation fused into
@@ -275,15 +288,6 @@ class FastBertClassifier(nn.Module):
             and config.hidden_act in _ACTIVATIONS
             and getattr(model.bert, "pooler", None) is not None
         )
-
-    def pack(self) -> None:
-        for m in self.modules():
-            if isinstance(m, _Linear) and isinstance(m.linear, nn.Linear):
-                m.pack()
-
-    @property
-    def packed(self) -> bool:
-        return any(isinstance(m, _Linear) and m._packed is not None for m in self.modules())
 
     def _split(self, x: torch.Tensor, parts: int) -> torch.Tensor:
         """(B, T, parts*H) -> (parts, B, heads, T, head_size)."""

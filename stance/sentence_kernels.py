@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .kernels import _ACTIVATIONS, _Linear
+from .kernels import _ACTIVATIONS, PackedLinears, _Linear
 
 
 class _Layer(nn.Module):
@@ -46,7 +46,7 @@ def _mpnet_layer(layer: Any, act: str) -> _Layer:
     return _Layer([at.attn.q, at.attn.k, at.attn.v], at.attn.o, at.LayerNorm, layer, act)
 
 
-class FastSentenceClassifier(nn.Module):
+class FastSentenceClassifier(PackedLinears):
     """Inference-only forward of a stance.fewshot.SentenceStanceClassifier; returns logits."""
 
     def __init__(self, model: nn.Module):
@@ -88,17 +88,8 @@ class FastSentenceClassifier(nn.Module):
         """Every encoder linear, not the head: the head sees one vector per sentence (nothing
         to gain) and moves the label most directly. With per-row activation scales
         (Int8Linear) all four linears of a layer in int8 agreed with float32 on every seed
-        and variant label of the mpnet default (scripts/bench_fewshot_cli.py)."""
+        and variant label of the mpnet default (scripts/bench_fewshot.py)."""
         return name.startswith("layers.")
-
-    def pack(self) -> None:
-        for m in self.modules():
-            if isinstance(m, _Linear) and isinstance(m.linear, nn.Linear):
-                m.pack()
-
-    @property
-    def packed(self) -> bool:
-        return any(isinstance(m, _Linear) and m._packed is not None for m in self.modules())
 
     def _position_bias(self, length: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         """MPNet's relative position bias (1, heads, T, T), once per length (weights fixed)."""
