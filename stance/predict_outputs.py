@@ -196,7 +196,9 @@ def _write_output(
                 if summary is not None:
                     labels = (LABELS[k] for k in rec["labels"])
                     truncated = len(rec["truncated"])
-                    summary.add_article(rec["id"], labels, truncated, rec.get("on_claim"))
+                    summary.add_article(
+                        rec["id"], labels, truncated, rec.get("on_claim"), rec["probs"]
+                    )
     return truncated_ids
 
 
