@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .encoding import BatchEncoder, Inputs
 from .calibration import Calibration
+from .encoding import BatchEncoder, Inputs
 from .errors import StanceError
 from .kernels import (
     FastBertClassifier,

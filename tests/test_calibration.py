@@ -78,3 +78,9 @@ def test_the_run_stores_its_calibration_and_the_engine_applies_it(calibrated_run
     calibrated = predictor.classify(texts)
     predictor.calibration = None
     np.testing.assert_allclose(cal.apply(predictor.classify(texts)), calibrated, atol=1e-5)
+
+
+def test_the_card_says_frozen_body_calibration_and_data(calibrated_run):
+    card = (calibrated_run / "README.md").read_text()
+    assert "frozen body" in card and "not fine-tuned" in card
+    assert "Calibrated: label offsets" in card and "withdrawal.jsonl" in card
