@@ -118,14 +118,6 @@ def _pair_body(cfg: RunConfig, metrics: dict) -> str:
     """The body of a cross-encoder's card."""
     hyper = ", ".join(f"{k}={getattr(cfg.train, k)}" for k in HYPER_PARAMETERS)
     claim, run = cfg.data.claim, cfg.run_dir
-    cal = metrics.get("calibration")
-    if cal:
-        results += (
-            "\n\nCalibrated: label offsets "
-            + ", ".join(f"{k} {b:+.3f}" for k, b in zip(LABELS, cal["bias"], strict=True))
-            + " added to the logits (fitted on leave-one-article-out predictions of the "
-            "training articles, stance.calibration; `stance_calibration` in config.json)."
-        )
     return f"""# {cfg.name}
 
 A claim-conditioned stance classifier: given the pair (claim, statement) it says whether the
