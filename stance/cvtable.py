@@ -108,23 +108,26 @@ def held_out_groups(rows: Rows) -> list[str]:
 
 
 def embeddings(cfg: RunConfig, texts: list[str], cache_dir: Path) -> dict[str, np.ndarray]:
-    """Frozen-body embedding of every distinct text, cached by base model and content."""
+    """Frozen-body embedding of every distinct text. Cached per base model and max length,
+    text by text, so a data file that changes only costs its new sentences."""
     unique = sorted(set(texts) - {""})
-    key = hashlib.sha256(
-        json.dumps([cfg.model.base, cfg.data.max_length, unique]).encode()
-    ).hexdigest()[:16]
-    path = cache_dir / f"emb-{key}.npy"
-    if path.exists():
-        emb = np.load(path)
-    else:
+    tag = hashlib.sha256(json.dumps([cfg.model.base, cfg.data.max_length]).encode()).hexdigest()
+    path = cache_dir / f"emb-{tag[:16]}.npz"
+    known: dict[str, np.ndarray] = {}
+    if path.exists() and cfg.model.base != "tiny":  # a tiny body is built from its texts
+        saved = np.load(path)
+        known = dict(zip(saved["texts"].tolist(), saved["emb"], strict=True))
+    missing = [t for t in unique if t not in known]
+    if missing:
         from .fewshot import load_body
 
         body = load_body(cfg, unique)
-        emb = body.encode(unique, batch_size=32, normalize_embeddings=True, show_progress_bar=True)
-        emb = np.asarray(emb, dtype=np.float32)
+        emb = body.encode(missing, batch_size=32, normalize_embeddings=True, show_progress_bar=True)
+        known.update(zip(missing, np.asarray(emb, dtype=np.float32), strict=True))
         cache_dir.mkdir(parents=True, exist_ok=True)
-        np.save(path, emb)
-    return dict(zip(unique, emb, strict=True))
+        names = sorted(known)
+        np.savez(path, texts=np.array(names), emb=np.stack([known[t] for t in names]))
+    return {t: known[t] for t in unique}
 
 
 def features(
