@@ -190,29 +190,27 @@ def tuned_oof(setting: Setting, rows: Rows, recipe: str, cache_dir: Path) -> Out
     key = hashlib.sha256(
         json.dumps([repr(fold_cfg), rows.texts, rows.labels.tolist()]).encode()
     ).hexdigest()[:16]
-    path = cache_dir / f"oof-{recipe}-{key}.npz"
-    if path.exists():
-        saved = np.load(path)
-        return OutOfFold(saved["probs"], float(saved["seconds"]))
     index = np.flatnonzero(rows.scored)
     out = np.zeros((len(index), 3))
-    start = time.perf_counter()
-    folds = held_out_groups(rows)
-    for g in tqdm(folds, desc=f"{recipe} folds"):
-        train = np.flatnonzero(rows.groups != g)
-        test = np.flatnonzero((rows.groups == g) & rows.scored)
-        model = train_sentence_model(fold_cfg, rows.ds.select(train))
-        p = predict_proba(
-            model,
-            [rows.texts[i] for i in test],
-            [rows.prevs[i] for i in test],
-            [rows.nexts[i] for i in test],
-        )
-        out[np.searchsorted(index, test)] = p
-    seconds = (time.perf_counter() - start) / len(folds)
+    seconds = []
     cache_dir.mkdir(parents=True, exist_ok=True)
-    np.savez(path, probs=out, seconds=seconds)
-    return OutOfFold(out, seconds)
+    for g in tqdm(held_out_groups(rows), desc=f"{recipe} folds"):
+        test = np.flatnonzero((rows.groups == g) & rows.scored)
+        path = cache_dir / f"oof-{recipe}-{key}-{g}.npz"  # per fold: a cut run resumes
+        if not path.exists():
+            start = time.perf_counter()
+            model = train_sentence_model(fold_cfg, rows.ds.select(np.flatnonzero(rows.groups != g)))
+            p = predict_proba(
+                model,
+                [rows.texts[i] for i in test],
+                [rows.prevs[i] for i in test],
+                [rows.nexts[i] for i in test],
+            )
+            np.savez(path, probs=p, seconds=time.perf_counter() - start)
+        saved = np.load(path)
+        out[np.searchsorted(index, test)] = saved["probs"]
+        seconds.append(float(saved["seconds"]))
+    return OutOfFold(out, float(np.mean(seconds)))
 
 
 def recipe_oof(
