@@ -110,19 +110,25 @@ def oof_head_probs(
     c: float,
     seed: int,
     context: bool,
+    folds: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Leave-one-group-out head probabilities of the `scored` rows: (probs, their labels).
 
     As the few-shot head: trained on every row alone and, with `context`, again in its
     article context (`mixed`) where it has one; held-out rows are scored in context. Rows with
     `scored` False (written statements, variants) only ever train; a group with no scored row
-    is never held out.
+    is never held out. `folds` > 0: at most that many folds, whole groups dealt round-robin
+    (fewer head fits when there are many articles; 0: one fold per group).
     """
     groups = np.asarray(groups)
+    held = sorted(set(groups[scored]))
+    k = min(folds, len(held)) if folds > 0 else len(held)
+    fold_of = {g: i % k for i, g in enumerate(held)}
+    fold = np.array([fold_of.get(g, -1) for g in groups])
     probs, gold = [], []
-    for g in sorted(set(groups[scored])):
-        test = (groups == g) & scored
-        train = groups != g
+    for f in range(k):
+        test = (fold == f) & scored
+        train = fold != f
         x, yt = plain[train], y[train]
         if context and (has_context & train).any():
             x = np.vstack([x, mixed[has_context & train]])

@@ -8,9 +8,9 @@ stance score. That needs each held-out row's *probabilities*, which this module 
   on disk by content) and only the logistic-regression head is fitted per fold, exactly as
   `stance.fewshot.fit_linear_probe` does (plain and in-context copies of each row);
 - `frozen+cal`: the same, calibrated (stance.calibration) by nested CV: inside each outer
-  training fold, an inner leave-one-article-out gives out-of-fold probabilities of the
-  training articles, the calibration is fitted on those, then applied to the outer fold,
-  which the fit never sees;
+  training fold, an inner CV over whole articles (INNER_FOLDS folds) gives out-of-fold
+  probabilities of the training articles, the calibration is fitted on those, then applied
+  to the outer fold, which the fit never sees;
 - tuned recipes (`lpft`, `full`, `setfit`): `stance.fewshot.train_sentence_model` per fold
   with the config overrides of `TUNED`; their probabilities are cached on disk by recipe and
   data, since each takes minutes a fold on a CPU;
@@ -45,6 +45,8 @@ TUNED: dict[str, list[str]] = {
         "fewshot.setfit_iterations=2",
     ],
 }
+# Inner folds of the nested calibration: whole articles, dealt round-robin (one head fit each).
+INNER_FOLDS = 5
 RECIPES = ("frozen", "frozen+cal", *TUNED, "ensemble")
 
 
@@ -163,7 +165,7 @@ def frozen_oof(cfg: RunConfig, rows: Rows, cache_dir: Path, calibrate: bool) -> 
             inner, gold = oof_head_probs(
                 plain[train], mixed[train], has[train], rows.labels[train],
                 rows.groups[train], rows.scored[train], cfg.fewshot.head_c, cfg.train.seed,
-                context=bool(w),
+                context=bool(w), folds=INNER_FOLDS,
             )  # fmt: skip
             p = fit_calibration(inner, gold).apply(p)
         out[np.searchsorted(index, np.flatnonzero(test))] = p
