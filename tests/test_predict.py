@@ -269,7 +269,7 @@ def test_summary_formula_edge_cases() -> None:
     assert art["stance_score"] == pytest.approx((0.7 - 0.4 + 0.4) / 3, abs=1e-6)  # rounded
     lo, hi = art["stance_interval"]
     assert -0.4 <= lo < art["stance_score"] < hi <= 0.7  # within the sentence scores' range
-    assert article_summary("p", labels, None, [True, True, True, False], probs) == art
+    assert article_summary("p", labels, 0, [True, True, True, False], probs) == art
     assert none["stance_interval"] is None
     many = [article_summary(f"a{i}", ["supports"]) for i in range(60)]
     assert render_chart(many, "claim")[:4] == b"\x89PNG"  # over 50: first 50, titled so
