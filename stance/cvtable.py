@@ -184,14 +184,19 @@ def _train_xy(plain, mixed, has, labels, mask, context: bool) -> tuple[np.ndarra
 # ---------------------------------------------------------------- tuned recipes
 
 
+def recipe_key(cfg: RunConfig, rows: Rows) -> str:
+    """The cache key of a tuned recipe: what it trains and on what, not the run's name."""
+    recipe = [repr(cfg.data), repr(cfg.model), repr(cfg.fewshot), repr(cfg.train)]
+    payload = json.dumps([recipe, rows.texts, rows.labels.tolist()])
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
 def tuned_oof(setting: Setting, rows: Rows, recipe: str, cache_dir: Path) -> OutOfFold:
     """Per fold, train the recipe and keep the held-out probabilities (cached on disk)."""
     from .fewshot import predict_proba, train_sentence_model
 
     fold_cfg = load_config(setting.config, [*setting.overrides, *TUNED[recipe]])
-    key = hashlib.sha256(
-        json.dumps([repr(fold_cfg), rows.texts, rows.labels.tolist()]).encode()
-    ).hexdigest()[:16]
+    key = recipe_key(fold_cfg, rows)
     index = np.flatnonzero(rows.scored)
     out = np.zeros((len(index), 3))
     seconds = []
