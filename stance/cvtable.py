@@ -227,10 +227,14 @@ def recipe_oof(
     cfg = setting.cfg
     if recipe in done:
         return done[recipe]
-    if recipe == "frozen":
-        result = frozen_oof(cfg, rows, cache_dir, calibrate=False)
-    elif recipe == "frozen+cal":
-        result = frozen_oof(cfg, rows, cache_dir, calibrate=True)
+    if recipe in ("frozen", "frozen+cal"):
+        path = cache_dir / f"oof-{recipe}-{recipe_key(cfg, rows)}-i{INNER_FOLDS}.npz"
+        if path.exists():  # the nested calibration refits hundreds of heads: keep its result
+            saved = np.load(path)
+            result = OutOfFold(saved["probs"], float(saved["seconds"]))
+        else:
+            result = frozen_oof(cfg, rows, cache_dir, calibrate=recipe == "frozen+cal")
+            np.savez(path, probs=result.probs, seconds=result.seconds_per_fold)
     elif recipe == "ensemble":
         a = recipe_oof(setting, rows, "frozen", cache_dir, done)
         b = recipe_oof(setting, rows, "lpft", cache_dir, done)
