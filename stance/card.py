@@ -168,7 +168,8 @@ Hyper-parameters: {hyper}. Best dev step {metrics["best_step"]} of {metrics["ste
 def _recipe(cfg: RunConfig) -> str:
     f, t = cfg.fewshot, cfg.train
     recipe = {
-        "none": "frozen body; class-balanced logistic-regression head",
+        "none": "frozen body (the pretrained sentence embedding as it is, not fine-tuned) "
+        "and a trained class-balanced logistic-regression head",
         "lpft": f"linear probe, then body and head fine-tuned (LP-FT) for {t.epochs:g} epochs "
         f"at lr {t.lr:g}, batch {t.batch_size}, the lowest {f.freeze_layers} layers frozen",
         "setfit": f"SetFit contrastive step ({f.setfit_iterations} pair iterations, "
@@ -191,6 +192,14 @@ def _sentence_body(cfg: RunConfig, metrics: dict) -> str:
         if dev
         else "Trained on every labelled row; see `stance cv` (README) for held-out-article scores."
     )
+    cal = metrics.get("calibration")
+    if cal:
+        results += (
+            "\n\nCalibrated: label offsets "
+            + ", ".join(f"{k} {b:+.3f}" for k, b in zip(LABELS, cal["bias"], strict=True))
+            + " added to the logits (fitted on leave-one-article-out predictions of the "
+            "training articles, stance.calibration; `stance_calibration` in config.json)."
+        )
     return f"""# {cfg.name}
 
 A few-shot stance classifier for **one claim**: "{cfg.data.claim}"

@@ -151,6 +151,16 @@ class FewShotConfig:
     setfit_epochs: int = _help("setfit: epochs over the pairs", default=1)
     setfit_lr: float = _help("setfit: learning rate of the contrastive step", default=2e-5)
     setfit_batch_size: int = _help("setfit: pairs per batch", default=16)
+    setfit_hard_pairs: bool = _help(
+        "setfit: negatives only from the confused labels (doubts against neutral and "
+        "supports), not from any other label",
+        default=False,
+    )
+    calibrate: bool = _help(
+        "fit a temperature and label offsets on leave-one-article-out predictions of the "
+        "training rows (stance.calibration) and store them in the run for the engine",
+        default=False,
+    )
 
 
 @dataclass

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .calibration import Calibration
 from .encoding import BatchEncoder, Inputs, Window, prepare
 from .errors import StanceError
 from .kernels import (
@@ -167,6 +168,8 @@ class StancePredictor:
         self.context_weight = float(getattr(model.config, "stance_context_weight", 0.0))
         if self.context_weight:  # in LABELS order, as the few-shot head is
             self._head_bias = model.head.bias.detach().float().cpu().numpy()
+        # Fitted at training time on out-of-fold predictions (stance.calibration); None: off.
+        self.calibration = Calibration.from_dict(getattr(model.config, "stance_calibration", None))
         if not self.pairs and claim_key(self.claim) != claim_key(saved_claim or ""):
             raise StanceError(
                 f"{self.model_dir} is a few-shot model of one claim ({saved_claim!r}); it "
@@ -307,6 +310,8 @@ class StancePredictor:
             start += len(window)
         if self.context_weight and neighbours is not None:
             logits = self._in_context(logits, neighbours)
+        if self.calibration is not None:
+            logits = self.calibration.apply_logits(logits)
         return torch.softmax(torch.from_numpy(logits), dim=-1).numpy(), truncated
 
     def _in_context(self, logits: np.ndarray, neighbours: Sequence[tuple[int, int]]) -> np.ndarray:

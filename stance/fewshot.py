@@ -209,15 +209,26 @@ def encode(model: SentenceStanceClassifier, texts: list[str], batch_size: int = 
 # ---------------------------------------------------------------- body adaptation
 
 
+# Issue #22's confusions: doubt read into neutral and supports sentences. Hard negatives pair
+# each label only with the labels it is confused with.
+HARD_NEGATIVES: dict[int, set[int]] = {
+    LABEL2ID["doubts"]: {LABEL2ID["neutral"], LABEL2ID["supports"]},
+    LABEL2ID["neutral"]: {LABEL2ID["doubts"]},
+    LABEL2ID["supports"]: {LABEL2ID["doubts"]},
+}
+
+
 def contrastive_pairs(
-    texts: list[str], labels: list[int], iterations: int, seed: int
+    texts: list[str], labels: list[int], iterations: int, seed: int, hard: bool = False
 ) -> dict[str, list]:
-    """SetFit's pair sampling: per iteration and sentence one positive and one negative pair."""
+    """SetFit's pair sampling: per iteration and sentence one positive and one negative pair;
+    with `hard`, negatives come only from the labels in HARD_NEGATIVES."""
     rng = random.Random(seed)
     by_label: dict[int, list[int]] = {}
     for i, y in enumerate(labels):
         by_label.setdefault(y, []).append(i)
-    others = {y: [j for j, z in enumerate(labels) if z != y] for y in by_label}
+    allowed = {y: (HARD_NEGATIVES.get(y, set()) if hard else set(by_label) - {y}) for y in by_label}
+    others = {y: [j for j, z in enumerate(labels) if z in allowed[y]] for y in by_label}
     a, b, score = [], [], []
     for _ in range(iterations):
         for i, y in enumerate(labels):
@@ -240,7 +251,13 @@ def setfit_adapt(model: SentenceStanceClassifier, cfg: RunConfig, ds: Dataset) -
 
     f = cfg.fewshot
     pairs = Dataset.from_dict(
-        contrastive_pairs(list(ds["text"]), list(ds["label"]), f.setfit_iterations, cfg.train.seed)
+        contrastive_pairs(
+            list(ds["text"]),
+            list(ds["label"]),
+            f.setfit_iterations,
+            cfg.train.seed,
+            hard=f.setfit_hard_pairs,
+        )
     )
     with tempfile.TemporaryDirectory() as tmp:
         args = SentenceTransformerTrainingArguments(

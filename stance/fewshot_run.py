@@ -8,8 +8,19 @@ from __future__ import annotations
 import logging
 import time
 
+import numpy as np
+from datasets import Dataset
+
+from .calibration import Calibration, fit_calibration, oof_head_probs
 from .config import RunConfig
-from .fewshot import KIND, predict_proba, rows_of, train_sentence_model
+from .fewshot import (
+    KIND,
+    SentenceStanceClassifier,
+    context_features,
+    predict_proba,
+    rows_of,
+    train_sentence_model,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +32,11 @@ def run_sentence_training(cfg: RunConfig) -> dict:
     from .metrics import compute_metrics
     from .rundir import mark_incomplete, save_run
 
+    parts = [load_sources([(s.path, s.weight)], cfg.data.claim) for s in cfg.data.train]
     train_ds = load_sources([(s.path, s.weight) for s in cfg.data.train], cfg.data.claim)
+    scored = np.concatenate(
+        [np.full(len(d), s.cv_score) for s, d in zip(cfg.data.train, parts, strict=True)]
+    )
     logger.info(
         "train %d rows %s (all of them: no dev split)", len(train_ds), label_counts(train_ds)
     )
@@ -33,6 +48,10 @@ def run_sentence_training(cfg: RunConfig) -> dict:
         "train_rows": len(train_ds),
         "train_seconds": round(time.perf_counter() - start, 2),
     }
+    if cfg.fewshot.calibrate:
+        cal = fit_run_calibration(model, train_ds, scored, cfg)
+        model.config.stance_calibration = cal.as_dict()
+        metrics["calibration"] = cal.as_dict()
     if cfg.data.dev:
         dev_ds = load_statements(cfg.data.dev, model.config.stance_claim)
         texts, _, prevs, nexts = rows_of(dev_ds)
@@ -41,3 +60,20 @@ def run_sentence_training(cfg: RunConfig) -> dict:
     mark_incomplete(cfg)
     save_run(cfg, model, metrics)
     return metrics
+
+
+def fit_run_calibration(
+    model: SentenceStanceClassifier, ds: Dataset, scored: np.ndarray, cfg: RunConfig
+) -> Calibration:
+    """Calibration for the run, from leave-one-article-out head predictions of its `scored`
+    rows (cv_score files) on the final body's features: the same procedure `stance.cvtable`
+    nests inside each CV fold. With a tuned body (lpft, setfit) these features have seen
+    every training row, so the held-out probabilities are a little optimistic."""
+    texts, labels, prevs, nexts = rows_of(ds)
+    plain, mixed = context_features(model, texts, prevs, nexts)
+    has = np.array([bool(p or n) for p, n in zip(prevs, nexts, strict=True)])
+    probs, gold = oof_head_probs(
+        plain, mixed, has, np.asarray(labels), list(ds["group"]), scored,
+        cfg.fewshot.head_c, cfg.train.seed, context=bool(cfg.fewshot.context_weight),
+    )  # fmt: skip
+    return fit_calibration(probs, gold)

@@ -171,12 +171,14 @@ class _Tally:
         self.id = record["id"]
         self.sentences = 0
         self.labels: list[int] = []
+        self.probs: list[list[float]] = []
         self.on_claim: list[bool] | None = [] if "on_claim" in record else None
         self.truncated = 0
 
     def add(self, record: dict[str, Any]) -> None:
         self.sentences += len(record["sentences"])
         self.labels += record["labels"]
+        self.probs += record["probs"]
         if self.on_claim is not None:
             self.on_claim += record["on_claim"]
         self.truncated += len(record["truncated"])
@@ -216,7 +218,7 @@ def _write_output(
                 truncated_ids.append(t.id)
         if summary is not None:
             labels = (LABELS[k] for k in t.labels)
-            summary.add_article(t.id, labels, t.truncated, t.on_claim)
+            summary.add_article(t.id, labels, t.truncated, t.on_claim, t.probs)
 
     with contextlib.nullcontext(sys.stdout) if to_stdout else stage.open(output, "w") as f:
         writer = csv.writer(f, lineterminator="\n") if fmt == ".csv" else None

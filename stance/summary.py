@@ -1,10 +1,16 @@
 """Per-article stance summary of a prediction run: counts, shares, dominant label, stance score.
 
 Only sentences that bear on the claim (stance.relevance) are counted; each entry says how
-many were left out (`off_claim`). The stance score of an article is (supports - doubts) /
-(supports + doubts) over the counted sentences, in [-1, 1]; when none of them supports or
-doubts it is null ("no stance"), never 0.0, which is a balanced article. The summary is a JSON
-file; a PNG bar chart of the articles (label shares and stance score) is written beside it.
+many were left out (`off_claim`). The stance score of an article is the expected share of
+supports minus the expected share of doubts over the counted sentences: the mean of
+p(supports) - p(doubts), from the engine's (calibrated, where the run carries a calibration)
+probabilities; from labels alone, the share of supports minus the share of doubts. It lies in
+[-1, 1] and is the quantity the gold article stance measures (issue #22: judged by
+article-level Pearson r in `scripts/cv_table.py`). `stance_interval` is its 95% bootstrap
+interval over the article's counted sentences (fixed seed, so a rerun gives the same one).
+When no counted sentence is labelled supports or doubts the score is null ("no stance"),
+never 0.0, which is a balanced article. The summary is a JSON file; a PNG bar chart of the
+articles (label shares and stance score) is written beside it.
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .atomic import Staging
-from .labels import LABELS
+from .labels import LABEL2ID, LABELS
 from .plots import new_figure
 from .wording import plural
 
@@ -25,13 +33,34 @@ logger = logging.getLogger(__name__)
 
 # Enough bars to stay legible at the figure sizes below; more are cut off, and the title says so.
 MAX_PLOTTED = 50
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_LEVEL = 0.95
+BOOTSTRAP_SEED = 0
 _COLOURS = {"supports": "#2e7d32", "doubts": "#c62828", "neutral": "#9e9e9e"}
 
 
 def stance_score(counts: dict[str, int]) -> float | None:
-    """(supports - doubts) / (supports + doubts) in [-1, 1]; None when neither occurs."""
-    sup, dbt = counts.get("supports", 0), counts.get("doubts", 0)
-    return (sup - dbt) / (sup + dbt) if sup + dbt else None
+    """Share of supports minus share of doubts; None when neither occurs."""
+    sup, dbt, n = counts.get("supports", 0), counts.get("doubts", 0), sum(counts.values())
+    return (sup - dbt) / n if sup + dbt else None
+
+
+def sentence_scores(probs: np.ndarray) -> np.ndarray:
+    """Per sentence p(supports) - p(doubts): their mean is the article's expected score."""
+    probs = np.asarray(probs, dtype=np.float64).reshape(-1, len(LABELS))
+    return probs[:, LABEL2ID["supports"]] - probs[:, LABEL2ID["doubts"]]
+
+
+def bootstrap_interval(values: np.ndarray) -> list[float] | None:
+    """Percentile bootstrap interval of the mean of `values` (resampled sentences)."""
+    if len(values) == 0:
+        return None
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    draws = rng.integers(0, len(values), size=(BOOTSTRAP_RESAMPLES, len(values)))
+    means = np.asarray(values)[draws].mean(axis=1)
+    tail = (1 - BOOTSTRAP_LEVEL) / 2 * 100
+    lo, hi = np.percentile(means, [tail, 100 - tail])
+    return [round(float(lo), 6), round(float(hi), 6)]
 
 
 def label_stats(counts: dict[str, int], off_claim: int = 0) -> dict[str, Any]:
@@ -60,20 +89,31 @@ def article_summary(
     labels: Iterable[str],
     truncated: int = 0,
     on_claim: Sequence[bool | None] | None = None,
+    probs: Sequence[Sequence[float]] | None = None,
 ) -> dict[str, Any]:
     """The summary entry of one article from the labels of its sentences.
 
     `on_claim`: per sentence, whether it bears on the claim; False ones are left out of the
-    counts (None: not judged, counted).
+    counts (None: not judged, counted). `probs`: per sentence, the probabilities in LABELS
+    order; the score is then their expectation, otherwise the labels' shares.
     """
+    labels = list(labels)
     counts = dict.fromkeys(LABELS, 0)
-    off = 0
-    for i, label in enumerate(labels):
-        if on_claim is not None and on_claim[i] is False:
-            off += 1
-        else:
+    kept = [on_claim is None or on_claim[i] is not False for i in range(len(labels))]
+    for label, keep in zip(labels, kept, strict=True):
+        if keep:
             counts[label] += 1
-    return {"article_id": article_id, **label_stats(counts, off), "truncated": truncated}
+    stats = label_stats(counts, kept.count(False))
+    if probs is not None:
+        values = sentence_scores(np.asarray(probs))[np.asarray(kept, dtype=bool)]
+    else:
+        onehot = {"supports": 1.0, "doubts": -1.0}
+        values = np.array([onehot.get(x, 0.0) for x, k in zip(labels, kept, strict=True) if k])
+    interval = None
+    if stats["stance_score"] is not None:
+        stats["stance_score"] = round(float(values.mean()), 6)
+        interval = bootstrap_interval(values)
+    return {"article_id": article_id, **stats, "stance_interval": interval, "truncated": truncated}
 
 
 class SummaryBuilder:
@@ -89,8 +129,9 @@ class SummaryBuilder:
         labels: Iterable[str],
         truncated: int = 0,
         on_claim: Sequence[bool | None] | None = None,
+        probs: Sequence[Sequence[float]] | None = None,
     ) -> None:
-        self.articles.append(article_summary(article_id, labels, truncated, on_claim))
+        self.articles.append(article_summary(article_id, labels, truncated, on_claim, probs))
 
     def add_failure(self, input_name: str, line: int | None, error: str) -> None:
         self.failed.append({"input": input_name, "line": line, "error": error})
@@ -168,7 +209,7 @@ def render_chart(articles: Sequence[dict[str, Any]], title: str = "") -> bytes:
             ax_score.text(0, y, "no stance", ha="center", va="center", fontsize=7, color="#555")
     ax_score.axvline(0, color="black", linewidth=0.8)
     ax_score.set_xlim(-1, 1)
-    ax_score.set_xlabel("stance score (supports - doubts) / (supports + doubts)")
+    ax_score.set_xlabel("stance score: expected share of supports - share of doubts")
     head = plural(len(articles), "article")
     if len(articles) > len(shown):
         head = f"first {len(shown)} of {head}"

@@ -264,3 +264,19 @@ def test_bad_few_shot_settings_name_the_key(tmp_path):
     # stance cv needs some file to score; training-only files alone are refused, nothing run
     only_extra = f"data.train=[{{path: {DATA}, cv_score: false}}]"
     assert main(["cv", "--config", str(CONFIG), only_extra]) == 2
+
+
+def test_hard_pairs_set_doubts_only_against_neutral_and_supports():
+    from stance.labels import LABEL2ID
+
+    sup, dbt, neu = LABEL2ID["supports"], LABEL2ID["doubts"], LABEL2ID["neutral"]
+    labels = [sup, sup, dbt, dbt, neu, neu]
+    pairs = contrastive_pairs([f"t{i}" for i in range(6)], labels, 4, seed=0, hard=True)
+    label_of = {f"t{i}": y for i, y in enumerate(labels)}
+    negatives = {
+        frozenset((label_of[a], label_of[b]))
+        for a, b, s in zip(pairs["sentence1"], pairs["sentence2"], pairs["score"], strict=True)
+        if s == 0.0
+    }
+    assert negatives == {frozenset((sup, dbt)), frozenset((neu, dbt))}  # never sup vs neutral
+    assert pairs["score"].count(0.0) == 4 * 6  # still one negative per sentence and iteration

@@ -236,9 +236,14 @@ def test_summary_numbers_and_chart(tiny_model_dir: Path, tmp_path: Path) -> None
         assert art["counts"] == {label: mine.count(label) for label in LABELS}
         assert sum(art["shares"].values()) == pytest.approx(1.0)
         sup, dbt = art["counts"]["supports"], art["counts"]["doubts"]
-        expected = (sup - dbt) / (sup + dbt) if sup + dbt else None
-        assert art["stance_score"] == pytest.approx(expected)
+        # the expected share of supports minus doubts, from the counted rows' probabilities
+        on = [r for r in all_rows if r["on_claim"]]
+        expected = sum(r["p_supports"] - r["p_doubts"] for r in on) / len(on) if sup + dbt else None
+        assert art["stance_score"] == pytest.approx(expected, abs=1e-5)
         assert expected is None or -1.0 <= art["stance_score"] <= 1.0
+        if expected is not None:  # the bootstrap interval holds the score
+            lo, hi = art["stance_interval"]
+            assert lo <= art["stance_score"] <= hi
         top = [label for label in LABELS if art["counts"][label] == max(art["counts"].values())]
         assert (art["dominant"], art["tied"]) == ((top[0], []) if len(top) == 1 else (None, top))
         assert art["truncated"] == 0
@@ -262,6 +267,15 @@ def test_summary_formula_edge_cases() -> None:
     assert tie["tied"] == ["supports", "doubts"] and none["tied"] == []
     assert article_summary("e", [])["dominant"] is None
     assert article_summary("z", ["doubts"] * 3 + ["supports"])["stance_score"] == -0.5
+    # with probabilities: their expectation, with a bootstrap interval that is reproducible
+    probs = [[0.8, 0.1, 0.1], [0.2, 0.6, 0.2], [0.5, 0.1, 0.4], [0.0, 0.0, 1.0]]
+    labels = ["supports", "doubts", "supports", "neutral"]
+    art = article_summary("p", labels, on_claim=[True, True, True, False], probs=probs)
+    assert art["stance_score"] == pytest.approx((0.7 - 0.4 + 0.4) / 3, abs=1e-6)  # rounded
+    lo, hi = art["stance_interval"]
+    assert -0.4 <= lo < art["stance_score"] < hi <= 0.7  # within the sentence scores' range
+    assert article_summary("p", labels, 0, [True, True, True, False], probs) == art
+    assert none["stance_interval"] is None
     many = [article_summary(f"a{i}", ["supports"]) for i in range(60)]
     assert render_chart(many, "claim")[:4] == b"\x89PNG"  # over 50: first 50, titled so
 

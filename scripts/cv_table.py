@@ -1,0 +1,68 @@
+"""Issue #22's CV table: few-shot recipes on the same whole-article folds, as Markdown.
+
+    python scripts/cv_table.py --data seeds=configs/withdrawal.yaml \\
+        [--data written=configs/withdrawal-written.yaml] [--recipes frozen frozen+cal ...] \\
+        [--tuned-on seeds] [--output docs/results/cv.md]
+
+Each `--data NAME=CONFIG` is one block of the table (the config's data.train: `cv_score`
+files are held out one article at a time and scored, the others only train). Recipes are
+stance.cvtable's; tuned ones (lpft, full, setfit, ensemble) run only on the blocks named by
+`--tuned-on` (each costs minutes a fold on a CPU). Prints the table with date, machine and
+this command, and writes it to `--output`. Every number comes from this run (or the on-disk
+caches of embeddings and tuned probabilities, which are keyed by config and data content).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+from stance.cvreport import HEADER, machine, score, table_row
+from stance.cvtable import RECIPES, Setting, load_rows, recipe_oof
+
+CACHE = Path.home() / ".cache" / "stance" / "cvtable"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--data", action="append", required=True, help="NAME=CONFIG (repeatable)")
+    p.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=RECIPES)
+    p.add_argument("--tuned-on", nargs="*", default=None, help="blocks for tuned recipes")
+    p.add_argument("--set", nargs="*", default=[], help="config overrides for every block")
+    p.add_argument("--output", type=Path, default=None)
+    p.add_argument("--cache-dir", type=Path, default=CACHE)
+    args = p.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    frozen = {"frozen", "frozen+cal"}
+    lines = [HEADER, "|" + "---|" * HEADER.count(" | ") + "---|"]
+    for spec in args.data:
+        name, _, config = spec.partition("=")
+        setting = Setting(config, list(args.set))
+        rows = load_rows(setting.cfg)
+        scored = rows.scored
+        done: dict = {}
+        for recipe in args.recipes:
+            if recipe not in frozen and args.tuned_on is not None and name not in args.tuned_on:
+                continue
+            oof = recipe_oof(setting, rows, recipe, args.cache_dir, done)
+            s = score(oof.probs, rows.labels[scored], rows.groups[scored])
+            lines.append(table_row(name, recipe, int(scored.sum()), s, oof.seconds_per_fold))
+            print(lines[-1], file=sys.stderr, flush=True)
+    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    head = (
+        f"Whole-article cross-validation, {dt.date.today().isoformat()}, "
+        f"{machine()} (shared 2-core CPU), one seed; command:\n\n    {command}\n"
+    )
+    text = head + "\n" + "\n".join(lines) + "\n"
+    print(text)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
