@@ -323,9 +323,9 @@ class FastBertClassifier(PackedLinears):
 
 
 def ffn_layer(name: str) -> bool:
-    """The few-shot body's feed-forward linears (2/3 of a layer's GEMM work). Quantising the
-    attention projections too flipped a seed sentence of the mpnet default, and agreed
-    less on unseen news sentences (scripts/bench_fewshot.py; BENCHMARKS.md)."""
+    """The few-shot body's feed-forward linears, named as in the transformers model: int8's
+    choice only on the fallback path (no FastSentenceClassifier), where it keeps the earlier,
+    more cautious policy; the fast path quantises every encoder linear (its int8_layer)."""
     ffn = "intermediate.dense" in name or name.endswith("output.dense")
     return ffn and "attention" not in name  # BERT's attention.output.dense is no FFN
 
