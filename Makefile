@@ -31,10 +31,12 @@ mpnet: setup
 # The default model (docs/notes/fewshot-cv.md): a frozen mpnet body and a trained head, from
 # the seed annotations and the written data in the repository, nothing from ../shared. Every
 # `make train` retrains it (a few minutes), then prints its whole-article cross-validation
-# (scripts/cv_table.py: the body embeds each text once, so each fold only fits the head).
+# (scripts/cv_table.py: the body embeds each text once, so each fold only fits the head),
+# written as the docs' snippet (docs/snippets/cv-withdrawal.md) and copied into README.md.
 train: setup mpnet
 	$(PY) scripts/train.py --config configs/withdrawal.yaml
-	$(PY) scripts/cv_table.py --data default=configs/withdrawal.yaml --recipes frozen
+	$(PY) scripts/cv_table.py --data default=configs/withdrawal.yaml --recipes frozen --output docs/snippets/cv-withdrawal.md
+	$(PY) -m stance.snippets README.md BENCHMARKS.md
 
 # The Emergent-trained cross-encoder: needs the Emergent corpus in $(SHARED)/data/emergent
 # (../shared is not part of the repository; `stance import` says what to download and from
