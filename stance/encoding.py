@@ -54,6 +54,22 @@ class Window:
     def __len__(self) -> int:
         return len(self.lengths)
 
+    def distinct(self) -> tuple[Window, np.ndarray | None]:
+        """The window without repeated rows (first occurrences, in order) and, per row of
+        this window, its row there; (self, None) when no row repeats. News corpora repeat
+        sentences (wire copy run by several outlets, page furniture, datelines), and a row's
+        logits depend on its tokens alone, so each distinct row is run once."""
+        key = self.ids if self.types is None else np.concatenate([self.ids, self.types], 1)
+        first: dict[bytes, int] = {}
+        inverse = np.fromiter(
+            (first.setdefault(row.tobytes(), len(first)) for row in key), np.int64, len(key)
+        )
+        if len(first) == len(key):
+            return self, None
+        keep = np.unique(inverse, return_index=True)[1]  # first row of each distinct row
+        types = self.types[keep] if self.types is not None else None
+        return Window(self.ids[keep], types, self.lengths[keep], self.truncated[keep]), inverse
+
     def order(self) -> np.ndarray:
         """Row indices shortest first (stable): similar lengths share a batch."""
         return np.argsort(self.lengths, kind="stable")

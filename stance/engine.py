@@ -49,7 +49,8 @@ logger = logging.getLogger(__name__)
 
 
 SORT_WINDOW = 4096
-PROBE = "A longer probe sentence, so that the batch has padding in it, to check the encoder."
+# Short: every process runs the reference network on it once (mpnet: seconds on a CPU).
+PROBE = "A longer probe, so the batch is padded."
 
 Progress = Callable[[int], None]
 FAST_NETS = (FastBertClassifier, FastSentenceClassifier)
@@ -275,7 +276,17 @@ class StancePredictor:
         return self.net(**self._to_device(batch))
 
     def _window_logits(self, window: Window, progress: Progress | None) -> np.ndarray:
-        """Logits (N, len(LABELS)) of one window's token rows, in LABELS order, rows in order."""
+        """Logits (N, len(LABELS)) of one window's token rows, in LABELS order, rows in order;
+        a row that repeats an earlier one in the window is run once (Window.distinct)."""
+        distinct, inverse = window.distinct()
+        if inverse is None:
+            return self._distinct_logits(window, progress)
+        logits = self._distinct_logits(distinct, progress)
+        if progress is not None:
+            progress(len(window) - len(distinct))
+        return logits[inverse]
+
+    def _distinct_logits(self, window: Window, progress: Progress | None) -> np.ndarray:
         outs = []
         for sel, batch in self.encoder.batches(window, self.batch_size):  # shortest first
             outs.append(self._forward(batch)[: len(sel)])

@@ -120,9 +120,11 @@ class Int8Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, self.in_features)  # (N, in)
-        # max |x| in one pass (abs().amax() wrote a temporary), and the int32 sums scaled as
-        # they are converted: two fewer passes over the activations, the same numbers.
-        largest = torch.linalg.vector_norm(rows, float("inf"), 1, keepdim=True)
+        # max |x| = max(max x, -min x): the same number as abs().amax() without a temporary.
+        # Measured (1280 x 3072 float32, 1 thread, scripts/bench_int8.py): amax + amin 0.4 ms,
+        # abs().amax() 1.0 ms, linalg.vector_norm(ord=inf) 10.3 ms (no vectorised kernel):
+        # that norm was most of int8's overhead. The int32 sums are scaled as they convert.
+        largest = torch.maximum(rows.amax(1, keepdim=True), rows.amin(1, keepdim=True).neg_())
         scale = largest.clamp_min_(1e-12).div_(127)  # (N, 1)
         q = torch.div(rows, scale).round_().to(torch.int8)
         y = torch.mul(torch._int_mm(q, self.weight_t), scale)  # (N, out) float32

@@ -150,3 +150,30 @@ def test_prepare_pairs_and_one_claim_statements() -> None:
     assert prepare([("x ", "a")], "x", False, "m") == ["a"]  # the claim, normalised
     with pytest.raises(StanceError, match="judges one claim only"):
         prepare(["a", ("another claim", "b")], "x", False, "m")
+
+
+@pytest.mark.parametrize("token_types", [False, True])
+def test_distinct_runs_each_repeated_row_once(tokenizer, token_types: bool) -> None:
+    enc = encoder(tokenizer, token_types, max_length=8)
+    sentences = ["b c", "a", "b c", "a long one past the limit of eight", "a", "b c"]
+    window = enc.encode_window(prepare(sentences, CLAIM, True, "tiny"))
+    distinct, inverse = window.distinct()
+    assert len(distinct) == 3 and inverse is not None
+    assert inverse.tolist() == [0, 1, 0, 2, 1, 0]  # first occurrences, in order
+    np.testing.assert_array_equal(distinct.ids[inverse], window.ids)
+    np.testing.assert_array_equal(distinct.lengths[inverse], window.lengths)
+    np.testing.assert_array_equal(distinct.truncated[inverse], window.truncated)
+    if token_types:
+        np.testing.assert_array_equal(distinct.types[inverse], window.types)
+
+
+def test_distinct_keeps_a_window_without_repeats(tokenizer) -> None:
+    window = encoder(tokenizer, False).encode_window(prepare(["a", "b"], CLAIM, True, "tiny"))
+    same, inverse = window.distinct()
+    assert same is window and inverse is None
+
+
+def test_rows_differing_only_in_token_types_stay_apart() -> None:
+    ids = np.array([[1, 2, 3], [1, 2, 3]])
+    window = Window(ids, np.array([[0, 0, 1], [0, 1, 1]]), np.array([3, 3]), np.zeros(2, bool))
+    assert window.distinct()[1] is None

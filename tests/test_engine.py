@@ -199,3 +199,25 @@ def test_context_mixing_is_the_loops_arithmetic_bit_for_bit() -> None:
     assert np.array_equal(got[0], logits[0]) and not np.array_equal(got[1], logits[1])
     empty = np.zeros((0, 3), np.float32)
     assert P.StancePredictor._in_context(self, empty, []).shape == (0, 3)
+
+
+@pytest.mark.parametrize("quantize", ["none", "int8"])
+def test_repeated_sentences_run_once_with_the_same_answers(
+    tiny_model_dir: Path, quantize: str, monkeypatch
+) -> None:
+    q = P.StancePredictor(tiny_model_dir, device="cpu", quantize=quantize)
+    sentences = ["Russia says troops are leaving.", "NATO has seen no sign of that."]
+    repeated = [sentences[i % 2] for i in range(7)]
+    run: list[int] = []  # rows of each window the network runs
+    distinct_logits = q._distinct_logits
+
+    def spy(window, progress):
+        run.append(len(window))
+        return distinct_logits(window, progress)
+
+    monkeypatch.setattr(q, "_distinct_logits", spy)
+    seen: list[int] = []
+    probs = q.classify_detailed(repeated, progress=seen.append)[0]
+    assert run == [2] and sum(seen) == 7  # two rows run, all seven counted
+    expected = q.classify(sentences)[[i % 2 for i in range(7)]]
+    np.testing.assert_allclose(probs, expected, atol=1e-6)
