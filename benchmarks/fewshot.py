@@ -51,6 +51,27 @@ def write_corpus(path: Path, n: int) -> int:
     return total
 
 
+def write_unseen_corpus(path: Path, n: int, bodies_csv: str) -> int:
+    """FNC-1 bodies (news the model never saw, few repeated sentences) as articles, one JSON
+    line each, to >= n sentences; the sentence count. Times the network, not the repeats."""
+    from stance.segment import split_sentences
+
+    csv.field_size_limit(1 << 30)
+    total = 0
+    with (
+        open(bodies_csv, encoding="utf-8", newline="") as f,
+        path.open("w", encoding="utf-8") as out,
+    ):
+        for row in csv.DictReader(f):
+            out.write(
+                json.dumps({"id": f"fnc1-{row['Body ID']}", "text": row["articleBody"]}) + "\n"
+            )
+            total += len(split_sentences(row["articleBody"]))
+            if total >= n:
+                break
+    return total
+
+
 def baseline(model: str, corpus: str, out: str) -> None:
     """The hand-written path (run in its own process): split, encode, head, labels out."""
     import torch
@@ -87,10 +108,13 @@ def _labels(path: Path) -> list[str]:
     return [r["label"] for r in rows if "label" in r]
 
 
-def timings(model: str, n: int, rounds: int, tmp: Path) -> tuple[int, dict, dict]:
-    """(sentences, best wall seconds per row, labels per row) over alternating rounds."""
+def timings(
+    model: str, n: int, rounds: int, tmp: Path, unseen: str | None = None
+) -> tuple[int, dict, dict]:
+    """(sentences, best wall seconds per row, labels per row) over alternating rounds; the
+    corpus is the seed articles repeated, or with `unseen` (a bodies CSV) FNC-1 bodies."""
     corpus = tmp / "corpus.jsonl"
-    sentences = write_corpus(corpus, n)
+    sentences = write_unseen_corpus(corpus, n, unseen) if unseen else write_corpus(corpus, n)
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
     best: dict[str, float] = {}
     labels: dict[str, list[str]] = {}
@@ -143,12 +167,18 @@ def agreement(model: str, sets: dict[str, list[str]]) -> list[list[object]]:
     return rows
 
 
-def report(model: str, n: int, rounds: int, unseen: str | None, unseen_n: int) -> str:
-    """The Markdown tables: speed of every row, then int8's agreement with float32."""
+def report(
+    model: str, n: int, rounds: int, unseen: str | None, unseen_n: int, corpus: str = "seeds"
+) -> str:
+    """The Markdown tables: speed of every row, then int8's agreement with float32.
+    `corpus`: 'seeds' (the seed articles repeated) or 'unseen' (FNC-1 bodies from `unseen`)."""
     from stance.kernels import int8_kernel
 
+    if corpus == "unseen" and not unseen:
+        raise SystemExit("--corpus unseen needs --unseen BODIES_CSV")
+    bodies = unseen if corpus == "unseen" else None
     with tempfile.TemporaryDirectory() as tmp:
-        sentences, best, labels = timings(model, n, rounds, Path(tmp))
+        sentences, best, labels = timings(model, n, rounds, Path(tmp), bodies)
     base = best[BASELINE]
     speed = [
         [name, f"{t:.1f}", f"{sentences / t:.1f}", f"{base / t:.2f}x"] for name, t in best.items()
@@ -160,9 +190,11 @@ def report(model: str, n: int, rounds: int, unseen: str | None, unseen_n: int) -
         agree.append([f"`{q}` output vs `{fp}` ({len(labels[fp])})", f"{same:.1%}"])
     agree += agreement(model, agreement_sets(unseen, unseen_n))
     m = machine()
+    what = "FNC-1 bodies, unseen news" if bodies else "seed articles repeated"
     head = (
         f"{m['date']}, {m['cpu']}, {m['cores']} cores, torch {m['torch']}, commit {m['commit']}; "
-        f"int8 kernel: {int8_kernel()}; {sentences} sentences (seed articles repeated), "
+        f"int8 kernel: {int8_kernel()}; {sentences} sentences ({what}), load average "
+        f"{os.getloadavg()[0]:.1f} at the end, "
         f"best of {rounds} alternating rounds, each row a whole process"
     )
     return "\n\n".join(
