@@ -67,8 +67,12 @@ class Window:
         if len(first) == len(key):
             return self, None
         keep = np.unique(inverse, return_index=True)[1]  # first row of each distinct row
-        types = self.types[keep] if self.types is not None else None
-        return Window(self.ids[keep], types, self.lengths[keep], self.truncated[keep]), inverse
+        return self.take(keep), inverse
+
+    def take(self, rows: np.ndarray) -> Window:
+        """A window of these rows (indices), in this order."""
+        types = self.types[rows] if self.types is not None else None
+        return Window(self.ids[rows], types, self.lengths[rows], self.truncated[rows])
 
     def order(self) -> np.ndarray:
         """Row indices shortest first (stable): similar lengths share a batch."""

@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 SORT_WINDOW = 4096
 # Short: every process runs the reference network on it once (mpnet: seconds on a CPU).
 PROBE = "A longer probe, so the batch is padded."
+# int8 rows whose two best probabilities are closer than this are run again in float32.
+TIE_MARGIN = 0.05
 
 Progress = Callable[[int], None]
 FAST_NETS = (FastBertClassifier, FastSentenceClassifier)
@@ -94,6 +96,7 @@ class StancePredictor:
         self.window = window
         self.device = self._setup_device(device, num_threads)
         self.int8_kernel = self._pick_int8_kernel()
+        self._float32: nn.Module | None = None  # int8's float32 network for near ties
 
         model, tokenizer = load_classifier(self.model_dir)
         run = load_run(self.model_dir)
@@ -194,6 +197,9 @@ class StancePredictor:
         reference = TransformersForward(self.model).eval()
         net = (self._fast_net(reference) if fast else None) or reference
         if self.int8_kernel is not None:
+            # A fast net's int8 linears are copies, so the reference stays float32 and can
+            # settle near ties (_settle_ties); quantising the reference itself leaves none.
+            self._float32 = reference if net is not reference else None
             net = quantize_int8(net, self._int8_layers(net), self.int8_kernel)
             self._pack(net)  # the float32 linears int8 leaves (attention, pooler)
         return net.eval()
@@ -270,26 +276,44 @@ class StancePredictor:
         return {k: v.to(self.device) for k, v in batch.items()}
 
     @torch.inference_mode()
-    def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _forward(
+        self, batch: dict[str, torch.Tensor], net: nn.Module | None = None
+    ) -> torch.Tensor:
         """Logits (B, C) in the model's column order, left on the device: nothing here waits
         for the GPU, so the host prepares the next batch while this one runs."""
-        return self.net(**self._to_device(batch))
+        return (net or self.net)(**self._to_device(batch))
 
     def _window_logits(self, window: Window, progress: Progress | None) -> np.ndarray:
         """Logits (N, len(LABELS)) of one window's token rows, in LABELS order, rows in order;
         a row that repeats an earlier one in the window is run once (Window.distinct)."""
         distinct, inverse = window.distinct()
+        logits = self._settle_ties(distinct, self._distinct_logits(distinct, progress))
         if inverse is None:
-            return self._distinct_logits(window, progress)
-        logits = self._distinct_logits(distinct, progress)
+            return logits
         if progress is not None:
             progress(len(window) - len(distinct))
         return logits[inverse]
 
-    def _distinct_logits(self, window: Window, progress: Progress | None) -> np.ndarray:
+    def _settle_ties(self, window: Window, logits: np.ndarray) -> np.ndarray:
+        """int8 logits with the rows whose two best probabilities are within TIE_MARGIN run
+        again in float32: int8's error moves probabilities by a few hundredths, so only such
+        near ties can change label, and re-running them (a few percent of rows) keeps int8's
+        labels those of float32 (scripts/bench_fewshot.py measures the agreement)."""
+        if self._float32 is None or not len(logits):
+            return logits
+        top2 = np.sort(torch.softmax(torch.from_numpy(logits), -1).numpy(), 1)[:, -2:]
+        near = np.flatnonzero(top2[:, 1] - top2[:, 0] < TIE_MARGIN)
+        if near.size:
+            logger.debug("int8: %d of %d rows re-run in float32", near.size, len(logits))
+            logits[near] = self._distinct_logits(window.take(near), None, self._float32)
+        return logits
+
+    def _distinct_logits(
+        self, window: Window, progress: Progress | None, net: nn.Module | None = None
+    ) -> np.ndarray:
         outs = []
         for sel, batch in self.encoder.batches(window, self.batch_size):  # shortest first
-            outs.append(self._forward(batch)[: len(sel)])
+            outs.append(self._forward(batch, net)[: len(sel)])
             if progress is not None:
                 progress(len(sel))
         # One read-back per window; columns picked on the host (no index tensor per batch).

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from stance import engine as E
 from stance import kernels as K
 from stance import predict as P
 from stance import runtime as R
@@ -211,9 +212,10 @@ def test_repeated_sentences_run_once_with_the_same_answers(
     run: list[int] = []  # rows of each window the network runs
     distinct_logits = q._distinct_logits
 
-    def spy(window, progress):
-        run.append(len(window))
-        return distinct_logits(window, progress)
+    def spy(window, progress, net=None):
+        if net is None:  # not int8's float32 re-run of near ties
+            run.append(len(window))
+        return distinct_logits(window, progress, net)
 
     monkeypatch.setattr(q, "_distinct_logits", spy)
     seen: list[int] = []
@@ -221,3 +223,21 @@ def test_repeated_sentences_run_once_with_the_same_answers(
     assert run == [2] and sum(seen) == 7  # two rows run, all seven counted
     expected = q.classify(sentences)[[i % 2 for i in range(7)]]
     np.testing.assert_allclose(probs, expected, atol=1e-6)
+
+
+def test_int8_near_ties_are_settled_in_float32(tiny_model_dir: Path, monkeypatch) -> None:
+    probe = ["Russia says troops are leaving.", "NATO has seen no sign of that.", "Hi."]
+    exact = P.StancePredictor(tiny_model_dir, device="cpu", fast=False).classify(probe)
+    q = P.StancePredictor(tiny_model_dir, device="cpu", quantize="int8")
+    assert q._float32 is not None
+    monkeypatch.setattr(E, "TIE_MARGIN", 0.0)  # no row is a tie: int8 throughout
+    int8 = q.classify(probe)
+    assert not np.allclose(int8, exact, atol=1e-6, rtol=0)
+    monkeypatch.setattr(E, "TIE_MARGIN", 1.0)  # every row is: float32 throughout
+    np.testing.assert_allclose(q.classify(probe), exact, atol=1e-5)
+
+
+def test_int8_of_the_reference_itself_has_no_float32_left(tiny_model_dir: Path) -> None:
+    q = P.StancePredictor(tiny_model_dir, device="cpu", quantize="int8", fast=False)
+    assert q._float32 is None and isinstance(q.net, K.TransformersForward)
+    assert len(q.classify(["One sentence."])) == 1
