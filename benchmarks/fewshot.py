@@ -145,7 +145,7 @@ def agreement(model: str, sets: dict[str, list[str]]) -> list[list[object]]:
 
 def report(model: str, n: int, rounds: int, unseen: str | None, unseen_n: int) -> str:
     """The Markdown tables: speed of every row, then int8's agreement with float32."""
-    from stance.kernels import int8_kernel
+    from stance.inference.kernels import int8_kernel
 
     with tempfile.TemporaryDirectory() as tmp:
         sentences, best, labels = timings(model, n, rounds, Path(tmp))

@@ -60,7 +60,7 @@ def _alternative_net(engine: str, predictor, tmp: str):
     """The forward of an ALTERNATIVES engine, on the predictor's own weights and batches."""
     import torch
 
-    from stance.kernels import FastBertClassifier, int8_layer
+    from stance.inference.kernels import FastBertClassifier, int8_layer
 
     if engine == "torchao-int8":  # torch.ao dynamic quantisation: one scale per tensor
         from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic

@@ -30,7 +30,7 @@ from torch import nn
 from .calibration import Calibration
 from .encoding import BatchEncoder, Inputs, Window, prepare
 from .errors import StanceError
-from .kernels import (
+from .inference.kernels import (
     FastBertClassifier,
     TransformersForward,
     ffn_layer,
@@ -38,12 +38,12 @@ from .kernels import (
     int8_layer,
     quantize_int8,
 )
+from .inference.sentence_kernels import FastSentenceClassifier
 from .labels import LABELS, claim_key
 from .predict_options import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_CHARS
 from .records import Article, ArticleResult, SentencePrediction, as_articles, iter_chunks
 from .runtime import release_memory, resolve_device, set_threads, tune_allocator
 from .segment import normalise, split_sentences
-from .sentence_kernels import FastSentenceClassifier
 
 logger = logging.getLogger(__name__)
 

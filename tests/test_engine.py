@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from stance import kernels as K
 from stance import predict as P
 from stance import runtime as R
+from stance.inference import kernels as K
 from stance.segment import split_sentences
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,7 +131,7 @@ def test_every_batch_reaches_the_net_on_the_predictors_device(
 
 
 def test_few_shot_int8_quantises_the_feed_forward_linears_only():
-    from stance.kernels import ffn_layer
+    from stance.inference.kernels import ffn_layer
 
     assert ffn_layer("model.body.0.model.encoder.layer.3.intermediate.dense")
     assert ffn_layer("model.body.0.model.encoder.layer.3.output.dense")  # mpnet and BERT FFN out

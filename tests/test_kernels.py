@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from stance import kernels
 from stance.engine import StancePredictor
 from stance.errors import StanceError
+from stance.inference import kernels
 
 
 @pytest.fixture(autouse=True)

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from stance import cli
 from stance.engine import FAST_NETS, StancePredictor
 from stance.errors import StanceError
-from stance.kernels import TransformersForward
+from stance.inference.kernels import TransformersForward
 from stance.labels import LABELS
 from stance.predict_outputs import EXIT_NOTHING_READ, EXIT_PARTIAL
 

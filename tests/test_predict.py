@@ -25,9 +25,9 @@ import torch
 from conftest import FakeEmbedder
 
 from stance import cli
-from stance import kernels as K
 from stance import predict as P
 from stance.errors import StanceError
+from stance.inference import kernels as K
 from stance.labels import LABELS
 from stance.records import PROB_COLUMNS
 from stance.segment import split_sentences

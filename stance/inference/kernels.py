@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import StanceError
+from ..errors import StanceError
 
 logger = logging.getLogger(__name__)
 
