@@ -37,7 +37,7 @@ ROWS: dict[str, list[str] | None] = {
 
 def write_corpus(path: Path, n: int) -> int:
     """The seed articles repeated to >= n sentences, one JSON line each; the sentence count."""
-    from stance.segment import split_sentences
+    from stance.data.segment import split_sentences
 
     texts = [p.read_text(encoding="utf-8") for p in sorted((ROOT / "seeds").glob("*.txt"))]
     counts = [len(split_sentences(t)) for t in texts]
@@ -57,8 +57,8 @@ def baseline(model: str, corpus: str, out: str) -> None:
     from safetensors.torch import load_file
     from sentence_transformers import SentenceTransformer
 
+    from stance.data.segment import split_sentences
     from stance.labels import LABELS
-    from stance.segment import split_sentences
 
     body = SentenceTransformer(str(Path(model) / "body"), device="cpu", local_files_only=True)
     head = load_file(str(Path(model) / "head.safetensors"))
@@ -107,7 +107,7 @@ def timings(model: str, n: int, rounds: int, tmp: Path) -> tuple[int, dict, dict
 
 def fnc1_sentences(bodies_csv: str, n: int) -> list[str]:
     """Sentences of FNC-1 bodies (news the model never saw), up to `n`, 6 per body at most."""
-    from stance.segment import split_sentences
+    from stance.data.segment import split_sentences
 
     csv.field_size_limit(1 << 30)
     out: list[str] = []
@@ -133,7 +133,7 @@ def agreement_sets(unseen: str | None, unseen_n: int) -> dict[str, list[str]]:
 
 def agreement(model: str, sets: dict[str, list[str]]) -> list[list[object]]:
     """In process: the share of int8 labels equal to float32's, per set of sentences."""
-    from stance.engine import StancePredictor
+    from stance.inference.engine import StancePredictor
 
     fp32, int8 = StancePredictor(model), StancePredictor(model, quantize="int8")
     rows: list[list[object]] = []

@@ -9,7 +9,8 @@ of every *.safetensors in the run directories. Run it before and after a change 
     .venv/bin/python scripts/fingerprint.py --json /work/fingerprint-before.json
     ... change the code ...
     .venv/bin/python scripts/fingerprint.py --json /work/fingerprint-after.json
-    diff /work/fingerprint-before.json /work/fingerprint-after.json
+    .venv/bin/python scripts/fingerprint.py --compare /work/fingerprint-before.json \
+        /work/fingerprint-after.json   # a table; exit 1 when a hash differs
 
 Every step is a `stance` subprocess with one CPU thread (OMP/MKL too): the same code gives the
 same bytes run after run. Paths are fixed (--work) because the summary names them.
@@ -100,13 +101,45 @@ def fingerprint(work: Path, real: Path | None) -> dict:
     return report
 
 
+def flatten(report: dict, prefix: str = "") -> dict[str, str]:
+    """{"kinds/sentence/predict/int8/pred.jsonl": sha256, ...} of a fingerprint."""
+    out: dict[str, str] = {}
+    for key, value in report.items():
+        if isinstance(value, dict):
+            out |= flatten(value, f"{prefix}{key}/")
+        elif isinstance(value, str) and len(value) == 64:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def compare(before: Path, after: Path) -> tuple[str, bool]:
+    """A Markdown table of every hashed file, before and after; True when all are equal."""
+    old, new = (flatten(json.loads(p.read_text())) for p in (before, after))
+    rows = ["| file | sha256 before (first 16) | after | same |", "|---|---|---|---|"]
+    for name in sorted(old.keys() | new.keys()):
+        a, b = old.get(name, "-"), new.get(name, "-")
+        rows.append(f"| `{name}` | `{a[:16]}` | `{b[:16]}` | {'yes' if a == b else '**no**'} |")
+    return "\n".join(rows) + "\n", old == new
+
+
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--json", required=True, help="where the fingerprint goes")
+    p.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"), type=Path,
+                   help="compare two fingerprints instead (exit 1 when they differ)")  # fmt: skip
+    p.add_argument("--markdown", type=Path, help="with --compare: write the table here too")
+    p.add_argument("--json", help="where the fingerprint goes")
     p.add_argument("--work", default="/tmp/stance-fingerprint", help="scratch folder (emptied)")
     p.add_argument("--real", default=str(DEFAULT_REAL), help="a trained run directory ('' to skip)")
     args = p.parse_args()
+    if args.compare:
+        table, same = compare(*args.compare)
+        print(table)
+        if args.markdown:
+            args.markdown.write_text(table)
+        return 0 if same else 1
+    if not args.json:
+        p.error("--json is required (or --compare BEFORE AFTER)")
     real = Path(args.real) if args.real and Path(args.real).is_dir() else None
     report = fingerprint(Path(args.work), real)
     Path(args.json).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")

@@ -1,4 +1,4 @@
-"""Tests for stance.engine's int8 path: Int8Linear arithmetic and what it guarantees."""
+"""Tests for stance.inference.engine's int8 path: Int8Linear arithmetic and what it guarantees."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from stance import predict as P
-from stance import runtime as R
+from stance.data.segment import split_sentences
 from stance.inference import kernels as K
-from stance.segment import split_sentences
+from stance.inference import runtime as R
+from stance.predict import run as P
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from stance.engine import StancePredictor
 from stance.errors import StanceError
 from stance.inference import kernels
+from stance.inference.engine import StancePredictor
 
 
 @pytest.fixture(autouse=True)
@@ -91,7 +91,7 @@ def test_every_kernel_runs_and_none_falls_back_to_float32(
     monkeypatch.setenv("STANCE_INT8_KERNEL", kernel)
     texts = ["Troops are going home.", "No sign of a pullback, NATO said on Wednesday."]
     fp32 = StancePredictor(tiny_model_dir).classify(texts)
-    with caplog.at_level(logging.WARNING, logger="stance.engine"):
+    with caplog.at_level(logging.WARNING, logger="stance.inference.engine"):
         int8 = StancePredictor(tiny_model_dir, quantize="int8")
     probs = int8.classify(texts)
     if kernel == "none":
