@@ -36,7 +36,7 @@ mpnet: setup
 train: setup mpnet
 	$(PY) scripts/train.py --config configs/withdrawal.yaml
 	$(PY) scripts/cv_table.py --data default=configs/withdrawal.yaml --recipes frozen --output docs/snippets/cv-withdrawal.md
-	$(PY) -m stance.snippets README.md BENCHMARKS.md
+	$(PY) -m stance.util.snippets README.md BENCHMARKS.md
 
 # The Emergent-trained cross-encoder: needs the Emergent corpus in $(SHARED)/data/emergent
 # (../shared is not part of the repository; `stance import` says what to download and from

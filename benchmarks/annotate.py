@@ -23,7 +23,7 @@ from stance.annotate.active import ActiveQueue
 from stance.annotate.learner import CachedEmbedder, Embedder, LogisticHead
 from stance.labels import LABEL2ID
 from stance.metrics import compute_metrics
-from stance.plots import new_figure, save_figure
+from stance.util.plots import new_figure, save_figure
 
 from .common import SEED_DATA, table
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from stance.atomic import atomic_write_text
-from stance.data import load_statements
+from stance.data.statements import load_statements
+from stance.util.atomic import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_DATA = ROOT / "data" / "withdrawal.jsonl"

@@ -37,7 +37,7 @@ ROWS: dict[str, list[str] | None] = {
 
 def write_corpus(path: Path, n: int) -> int:
     """The seed articles repeated to >= n sentences, one JSON line each; the sentence count."""
-    from stance.segment import split_sentences
+    from stance.data.segment import split_sentences
 
     texts = [p.read_text(encoding="utf-8") for p in sorted((ROOT / "seeds").glob("*.txt"))]
     counts = [len(split_sentences(t)) for t in texts]
@@ -54,7 +54,7 @@ def write_corpus(path: Path, n: int) -> int:
 def write_unseen_corpus(path: Path, n: int, bodies_csv: str) -> int:
     """FNC-1 bodies (news the model never saw, few repeated sentences) as articles, one JSON
     line each, to >= n sentences; the sentence count. Times the network, not the repeats."""
-    from stance.segment import split_sentences
+    from stance.data.segment import split_sentences
 
     csv.field_size_limit(1 << 30)
     total = 0
@@ -78,8 +78,8 @@ def baseline(model: str, corpus: str, out: str) -> None:
     from safetensors.torch import load_file
     from sentence_transformers import SentenceTransformer
 
+    from stance.data.segment import split_sentences
     from stance.labels import LABELS
-    from stance.segment import split_sentences
 
     body = SentenceTransformer(str(Path(model) / "body"), device="cpu", local_files_only=True)
     head = load_file(str(Path(model) / "head.safetensors"))
@@ -131,7 +131,7 @@ def timings(
 
 def fnc1_sentences(bodies_csv: str, n: int) -> list[str]:
     """Sentences of FNC-1 bodies (news the model never saw), up to `n`, 6 per body at most."""
-    from stance.segment import split_sentences
+    from stance.data.segment import split_sentences
 
     csv.field_size_limit(1 << 30)
     out: list[str] = []
@@ -157,7 +157,7 @@ def agreement_sets(unseen: str | None, unseen_n: int) -> dict[str, list[str]]:
 
 def agreement(model: str, sets: dict[str, list[str]]) -> list[list[object]]:
     """In process: the share of int8 labels equal to float32's, per set of sentences."""
-    from stance.engine import StancePredictor
+    from stance.inference.engine import StancePredictor
 
     fp32, int8 = StancePredictor(model), StancePredictor(model, quantize="int8")
     rows: list[list[object]] = []
@@ -172,7 +172,7 @@ def report(
 ) -> str:
     """The Markdown tables: speed of every row, then int8's agreement with float32.
     `corpus`: 'seeds' (the seed articles repeated) or 'unseen' (FNC-1 bodies from `unseen`)."""
-    from stance.kernels import int8_kernel
+    from stance.inference.int8 import int8_kernel
 
     if corpus == "unseen" and not unseen:
         raise SystemExit("--corpus unseen needs --unseen BODIES_CSV")

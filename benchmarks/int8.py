@@ -16,7 +16,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from stance.kernels import DynamicInt8Linear, Int8Linear, _cpu_flags, _Linear, int8_kernel
+from stance.inference.int8 import DynamicInt8Linear, Int8Linear, _cpu_flags, int8_kernel
+from stance.inference.kernels import _Linear
 
 # mpnet / BERT-base: fused QKV, attention output, FFN in, FFN out.
 SHAPES = {"qkv": (768, 2304), "attn out": (768, 768), "ffn in": (768, 3072), "ffn out": (3072, 768)}

@@ -60,7 +60,7 @@ def _alternative_net(engine: str, predictor, tmp: str):
     """The forward of an ALTERNATIVES engine, on the predictor's own weights and batches."""
     import torch
 
-    from stance.kernels import FastBertClassifier, int8_layer
+    from stance.inference.kernels import FastBertClassifier, int8_layer
 
     if engine == "torchao-int8":  # torch.ao dynamic quantisation: one scale per tensor
         from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
@@ -98,7 +98,7 @@ def _alternative_net(engine: str, predictor, tmp: str):
 def _engine_predictor(engine: str, model: str, batch_size: int, device: str, tmp: str):
     """A StancePredictor running `engine`: stance's own forward, or an ALTERNATIVES one on
     the same weights and the same length-sorted batches."""
-    from stance.predict import StancePredictor
+    from stance.predict.run import StancePredictor
 
     quantize = "int8" if engine == "stance-int8" else "none"
     predictor = StancePredictor(model, quantize=quantize, batch_size=batch_size, device=device)
@@ -244,8 +244,8 @@ def agreement(model: str, bodies_csv: str, articles: int = 120) -> str:
     import csv
     import itertools
 
-    from stance.predict_options import DEFAULT_BATCH_SIZE
-    from stance.segment import split_sentences
+    from stance.data.segment import split_sentences
+    from stance.inference import DEFAULT_BATCH_SIZE
 
     seeds = sorted((ROOT / "seeds").glob("*.txt"))
     with open(bodies_csv, encoding="utf-8", newline="") as f:
@@ -279,7 +279,7 @@ def agreement(model: str, bodies_csv: str, articles: int = 120) -> str:
 
 def profile(model: str, n: int = 512, batch_size: int = 32, quantize: str = "int8") -> str:
     """torch.profiler's top operators (self CPU time) for one engine pass over `n` pairs."""
-    from stance.predict import StancePredictor
+    from stance.predict.run import StancePredictor
 
     predictor = StancePredictor(model, quantize=quantize, batch_size=batch_size, device="cpu")
     pairs = list(zip(*seed_pairs(n), strict=True))

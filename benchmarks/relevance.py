@@ -1,4 +1,4 @@
-"""Fit and report the relevance rule (stance.relevance).
+"""Fit and report the relevance rule (stance.inference.relevance).
 
 The rule in use is chosen by `cv_fit` on labelled on/off-claim sentences (`labelled_articles`:
 the seeds' skip rows (off) and labelled rows (on), the written set in
@@ -37,16 +37,16 @@ from pathlib import Path
 
 import numpy as np
 
-from stance.importers import _read_table
-from stance.labels import DEFAULT_CLAIM
-from stance.relevance import (
+from stance.data.importers import _read_table
+from stance.data.segment import split_sentences
+from stance.inference.relevance import (
     CONTEXT_WEIGHT,
     THRESHOLD,
     RelevanceScorer,
     article_cues,
     context_scores,
 )
-from stance.segment import split_sentences
+from stance.labels import DEFAULT_CLAIM
 
 from .common import ROOT, SEED_DATA, table
 
@@ -235,7 +235,8 @@ def cv_fit(scored: Sequence[Scored], weights=CONTEXT_WEIGHTS) -> tuple[np.ndarra
 
 
 def before_report(embedder, old_module_path: Path) -> str:
-    """An earlier stance/relevance.py (e.g. `git show REV:stance/relevance.py > FILE`): its
+    """An earlier stance/inference/relevance.py
+    (e.g. `git show REV:stance/inference/relevance.py > FILE`): its
     own cues and THRESHOLD (cosine only) on the same labelled set, overall and per source."""
     import importlib.util
     import sys
@@ -283,7 +284,7 @@ def cv_report(embedder) -> tuple[tuple[float, float], str]:
     rows = [
         pr_row(f"cosine >= {FNC1_THRESHOLD} (FNC-1 fit), today's cues", old, on)
         + [cost(old, on, stance)],
-        pr_row(f"in stance/relevance.py: weight {CONTEXT_WEIGHT}, {THRESHOLD}", now, on)
+        pr_row(f"in stance/inference/relevance.py: weight {CONTEXT_WEIGHT}, {THRESHOLD}", now, on)
         + [cost(now, on, stance)],
         pr_row("CV, cosine only (weight 0)", cosine_kept, on) + [cost(cosine_kept, on, stance)],
         pr_row("CV, cosine + context (weight chosen)", cv_kept, on) + [cost(cv_kept, on, stance)],

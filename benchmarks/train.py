@@ -18,11 +18,11 @@ from accelerate.utils import set_seed
 from datasets import Dataset, concatenate_datasets
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-from stance.batching import tokenize
 from stance.config import load_config
-from stance.data import group_split, load_statements
-from stance.modeling import load_base
-from stance.train import fit
+from stance.data.statements import group_split, load_statements
+from stance.kinds.backbones import load_base
+from stance.training.batching import tokenize
+from stance.training.loop import fit
 
 from .common import (
     ROOT,
@@ -185,8 +185,8 @@ def collate_times(batch_sizes: tuple[int, ...] = (16, 256), repeats: int = 20) -
     multiple of 8; the same tensors)."""
     from transformers import AutoTokenizer
 
-    from stance.batching import PadCollator
-    from stance.modeling import minilm_path
+    from stance.kinds.backbones import minilm_path
+    from stance.training.batching import PadCollator
 
     tokenizer = AutoTokenizer.from_pretrained(minilm_path())
     tokenized = tokenize(_rows(max(batch_sizes)), tokenizer, 128)

@@ -6,7 +6,7 @@ python scripts/article_counts.py data/withdrawal-articles.jsonl [--files data/ar
 One row per article (in file order): supports, doubts, neutral, labelled, skip and all rows,
 the issue's article score (share of supports minus share of doubts among labelled rows) and
 the `stance_score` that `stance predict` reports ((supports - doubts) / (supports + doubts)).
-The file is validated by `stance.data.read_statements` first, so a bad row stops it.
+The file is validated by `stance.data.statements.read_statements` first, so a bad row stops it.
 
 With --predicted (the summary.json of `stance predict` on the same articles), a second table
 sets the gold scores beside the predicted ones (over the sentences the model counted as on
@@ -24,9 +24,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stance.data import read_statements  # noqa: E402
+from stance.data.statements import read_statements  # noqa: E402
 from stance.labels import LABELS  # noqa: E402
-from stance.summary import stance_score  # noqa: E402
+from stance.predict.summary import stance_score  # noqa: E402
 
 COLUMNS = (*LABELS, "labelled", "skip", "rows")
 

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.annotate import format_table, learning_curves, plot  # noqa: E402
 from benchmarks.common import machine, write_json  # noqa: E402
 from stance.annotate.learner import MiniLMEmbedder  # noqa: E402
-from stance.snippets import stdout_snippet  # noqa: E402
+from stance.util.snippets import stdout_snippet  # noqa: E402
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__)

@@ -9,7 +9,7 @@ filter) against sentence-transformers' encode (batch 32) + the head; prints Mark
 once by `stance predict` and not by the hand-written path; --corpus unseen times FNC-1 bodies
 (from --unseen), news with few repeats: the network's own speed.
 
-STANCE_INT8_KERNEL=int_mm|fbgemm|none forces the int8 kernel (stance.kernels.int8_kernel).
+STANCE_INT8_KERNEL=int_mm|fbgemm|none forces the int8 kernel (stance.inference.kernels.int8_kernel).
 """
 
 import argparse
@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.fewshot import report  # noqa: E402
-from stance.snippets import stdout_snippet  # noqa: E402
+from stance.util.snippets import stdout_snippet  # noqa: E402
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__)

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import write_json  # noqa: E402
 from benchmarks.predict import ENGINES, agreement, profile, scaling, throughput  # noqa: E402
-from stance.snippets import stdout_snippet  # noqa: E402
+from stance.util.snippets import stdout_snippet  # noqa: E402
 
 
 def main(args: argparse.Namespace) -> None:

@@ -21,7 +21,7 @@ from benchmarks.train import (  # noqa: E402
     throughput,
     time_to_quality,
 )
-from stance.snippets import stdout_snippet  # noqa: E402
+from stance.util.snippets import stdout_snippet  # noqa: E402
 
 
 def main(args: argparse.Namespace) -> None:

@@ -18,15 +18,15 @@ import shutil
 import tempfile
 import time
 
-from stance.crossval import fold_run, format_report, majority_baseline, summarise
-from stance.data import leave_one_group_out, load_statements
+from stance.data.statements import leave_one_group_out, load_statements
+from stance.evaluation.crossval import fold_run, format_report, majority_baseline, summarise
 
 
 def main() -> None:
     from setfit import SetFitModel, Trainer, TrainingArguments
 
-    from stance.bases import mpnet_path
-    from stance.modeling import minilm_path
+    from stance.kinds.backbones import minilm_path
+    from stance.kinds.pypi import mpnet_path
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--base", choices=["minilm", "mpnet"], default="minilm")
@@ -68,8 +68,8 @@ def main() -> None:
     report["summary"] = summarise(runs, baselines)
     print(format_report(report))
     if args.markdown:
-        from stance.crossval import markdown_report
-        from stance.snippets import write_snippet
+        from stance.evaluation.crossval import markdown_report
+        from stance.util.snippets import write_snippet
 
         title = f"Leave-one-article-out cross-validation: {name}, {args.seeds} seed(s)"
         write_snippet(args.markdown, title, markdown_report(report))

@@ -6,7 +6,8 @@
 
 Each `--data NAME=CONFIG` is one block of the table (the config's data.train: `cv_score`
 files are held out one article at a time and scored, the others only train). Recipes are
-stance.cvtable's; tuned ones (lpft, full, setfit, ensemble) run only on the blocks named by
+stance.evaluation.cvtable's;
+tuned ones (lpft, full, setfit, ensemble) run only on the blocks named by
 `--tuned-on` (each costs minutes a fold on a CPU). Prints the table with date, machine and
 this command, and writes it to `--output`. Every number comes from this run (or the on-disk
 caches of embeddings and tuned probabilities, which are keyed by config and data content).
@@ -21,8 +22,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from stance.cvreport import HEADER, machine, score, table_row
-from stance.cvtable import RECIPES, Setting, load_rows, recipe_oof
+from stance.evaluation.cvreport import HEADER, machine, score, table_row
+from stance.evaluation.cvtable import RECIPES, Setting, load_rows, recipe_oof
 
 CACHE = Path.home() / ".cache" / "stance" / "cvtable"
 

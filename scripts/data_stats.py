@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stance.labels import LABELS  # noqa: E402
-from stance.snippets import markdown_table, write_snippet  # noqa: E402
+from stance.util.snippets import markdown_table, write_snippet  # noqa: E402
 
 DEFAULT_FILES = ("data/withdrawal.jsonl", "data/withdrawal-variants.jsonl")
 

@@ -1,4 +1,5 @@
-"""Choose stance.relevance's THRESHOLD and CONTEXT_WEIGHT, and print the precision/recall table.
+"""Choose stance.inference.relevance's THRESHOLD and CONTEXT_WEIGHT; print the precision/recall
+table.
 
 python scripts/fit_relevance.py [--fnc1 ../shared/data/fnc1] [--n 1000] [--seed 0]
     [--markdown docs/snippets/relevance.md]
@@ -6,7 +7,8 @@ python scripts/fit_relevance.py [--fnc1 ../shared/data/fnc1] [--n 1000] [--seed 
 The rule is chosen by whole-article cross-validation on labelled on/off-claim sentences (the
 seed rows, data/relevance-offtopic.jsonl, and the data-articles branch's written articles when
 present; benchmarks/relevance.py): copy the printed weight and threshold into
-stance/relevance.py. With --fnc1 (a folder that exists), the earlier FNC-1 threshold fit is
+stance/inference/relevance.py.
+With --fnc1 (a folder that exists), the earlier FNC-1 threshold fit is
 printed too, for comparison.
 """
 
@@ -21,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import machine  # noqa: E402
 from benchmarks.relevance import before_report, cv_report, fit_and_report  # noqa: E402
-from stance.relevance import CONTEXT_WEIGHT, THRESHOLD, MiniLMEmbedder  # noqa: E402
-from stance.snippets import stdout_snippet  # noqa: E402
+from stance.inference.relevance import CONTEXT_WEIGHT, THRESHOLD, MiniLMEmbedder  # noqa: E402
+from stance.util.snippets import stdout_snippet  # noqa: E402
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__)
@@ -32,7 +34,8 @@ if __name__ == "__main__":
     p.add_argument(
         "--before",
         type=Path,
-        help="an earlier stance/relevance.py (git show REV:stance/relevance.py > FILE): its "
+        help="an earlier stance/inference/relevance.py "
+        "(git show REV:stance/inference/relevance.py > FILE): its "
         "rule on the same labelled set, for comparison",
     )
     p.add_argument("--markdown", metavar="PATH", help="also write the output as a docs snippet")
@@ -46,7 +49,10 @@ if __name__ == "__main__":
         print(f"{m['date']}, {m['cpu']}, {m['cores']} cores, commit {m['commit']}")
         print(report)
         print(f"chosen on all articles: CONTEXT_WEIGHT = {weight}, THRESHOLD = {threshold}")
-        print(f"stance.relevance now: CONTEXT_WEIGHT = {CONTEXT_WEIGHT}, THRESHOLD = {THRESHOLD}")
+        print(
+            f"stance.inference.relevance now: CONTEXT_WEIGHT = {CONTEXT_WEIGHT}, "
+            f"THRESHOLD = {THRESHOLD}"
+        )
         if args.before is not None:
             print(before_report(embedder, args.before))
         if args.fnc1 is not None and Path(args.fnc1).is_dir():

@@ -3,7 +3,7 @@
 python scripts/statement_counts.py data/withdrawal-written.jsonl
 
 The counts in data/README.md come from this script, so they are never typed by hand.
-Rows are read with stance.data.read_statements (the loader the configs use); the `topic`
+Rows are read with stance.data.statements.read_statements (the loader the configs use); the `topic`
 column, which the loader does not keep, is read from the raw lines.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stance.data import read_statements  # noqa: E402
+from stance.data.statements import read_statements  # noqa: E402
 from stance.labels import LABELS  # noqa: E402
 
 

@@ -4,14 +4,12 @@ assemble."""
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import StanceError
@@ -50,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_segment(sub: Subparsers) -> None:
-    from .predict_options import EXIT_CODES_HELP, INPUTS_HELP
+    from .predict.options import EXIT_CODES_HELP, INPUTS_HELP
 
     p = sub.add_parser(
         "segment",
@@ -125,7 +123,7 @@ def _add_cv(sub: Subparsers) -> None:
 
 
 def _add_predict(sub: Subparsers) -> None:
-    from . import predict_options
+    from .predict import options as predict_options
 
     predict_options.add_arguments(
         sub.add_parser("predict", help="stances for every sentence of new articles")
@@ -175,206 +173,6 @@ def _add_import(sub: Subparsers) -> None:
     )
 
 
-def cmd_segment(args: argparse.Namespace) -> int:
-    """Sentences of every input, read as `stance predict` reads them (one reader), with its
-    exit codes: 1 when some inputs failed, 3 and no output file when all of them did."""
-    from .atomic import atomic_write_lines
-    from .predict_inputs import ArticleStream
-    from .predict_options import DEFAULT_MAX_ARTICLE_BYTES, EXIT_NOTHING_READ, EXIT_PARTIAL
-    from .segment import sentence_records
-
-    failures: list = []
-    articles = ArticleStream(args.files, DEFAULT_MAX_ARTICLE_BYTES, failures, log_failures=True)
-    records = [r for a in articles for r in sentence_records(a.article_id, a.text)]
-    if not articles.read:
-        logger.error("nothing could be read: no output written")
-        return EXIT_NOTHING_READ
-    atomic_write_lines(args.output, (json.dumps(r, ensure_ascii=False) for r in records))
-    logger.info("%d sentences from %d articles -> %s", len(records), articles.read, args.output)
-    return EXIT_PARTIAL if failures else 0
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from .config import load_config
-
-    overrides = list(args.overrides)
-    if args.output_dir:
-        overrides.append(f"output_dir={args.output_dir}")
-    cfg = load_config(args.config, overrides)  # before torch: config errors answer at once
-    from .metrics import format_metrics
-    from .train import check_trainable, run_training
-
-    check_trainable(cfg)
-    metrics = run_training(cfg, resume=args.resume)
-    print(f"run directory: {cfg.run_dir}")
-    if metrics.get("kind") == "sentence":
-        print(
-            f"few-shot model ({cfg.model.base}, adapt {cfg.fewshot.adapt}): trained on "
-            f"{metrics['train_rows']} statements in {metrics['train_seconds']:.0f} s; every "
-            "labelled row is used, so judge it by `stance cv`"
-        )
-        if metrics["dev"]:
-            print(f"on {cfg.data.dev}:\n{format_metrics(metrics['dev'])}")
-    elif metrics["dev"]:
-        print(
-            f"dev metrics (groups {', '.join(metrics['dev_groups'][:10])}; "
-            f"best step {metrics['best_step']} of {metrics['steps']}):"
-        )
-        print(format_metrics(metrics["dev"]))
-    return 0
-
-
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .preflight import check_model_dir
-
-    check_model_dir(args.model, args.claim)
-    from .data import read_statements
-
-    read_statements(args.data)  # a bad --data file answers before the model loads
-    from .data import load_statements
-    from .engine import StancePredictor
-    from .metrics import compute_metrics, format_metrics
-
-    # The same inference path as `stance predict`, so the two can never disagree.
-    predictor = StancePredictor(
-        args.model,
-        claim=args.claim,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        quantize=args.quantize,
-    )
-    ds = load_statements(args.data, predictor.claim)
-    pairs = list(zip(ds["claim"], ds["text"], strict=True))
-    probs = predictor.classify_rows(pairs, ds["prev_text"], ds["next_text"])
-    predicted = probs.argmax(-1).tolist()
-    metrics = compute_metrics(predicted, list(ds["label"]))
-    check = None
-    if args.claim_check:
-        from .claimcheck import check_claims, format_check
-        from .labels import LABELS
-
-        claims = set(ds["claim"])
-        if len(claims) != 1:
-            raise StanceError(f"--claim-check: {args.data} holds {len(claims)} claims; give one")
-        before = [LABELS[k] for k in predicted]
-        check = check_claims(predictor, ds["text"], claims.pop(), args.claim_check, before)
-    if args.json:
-        extra = {"claim_check": check.as_dict()} if check is not None else {}
-        where = {"model": args.model, "data": args.data, "precision": predictor.precision}
-        print(json.dumps({**where, **metrics, **extra}))
-    else:
-        print(f"{args.model} on {args.data} ({predictor.precision})")
-        print(format_metrics(metrics))
-        if check is not None:
-            print(format_check(check))
-    return 1 if check is not None and not check.passed else 0
-
-
-def cmd_cv(args: argparse.Namespace) -> int:
-    from .config import load_config
-
-    if args.resume and not args.json:
-        raise StanceError("--resume continues the report in --json FILE; give --json")
-    cfg = load_config(args.config, args.overrides)
-    from . import cv_resume
-    from .crossval import cross_validate, format_report
-
-    key = cv_resume.resume_key(cfg, args.seeds)
-    done = cv_resume.finished_runs(args.json, key) if args.resume else []
-    save = (lambda r: cv_resume.write_partial(args.json, r, key)) if args.json else None
-    report = cross_validate(cfg, args.seeds, done=done, on_run=save)
-    print(format_report(report))
-    if args.json:
-        cv_resume.write_partial(args.json, report, key)
-    if args.markdown:
-        from .crossval import markdown_report
-        from .snippets import write_snippet
-
-        title = f"Leave-one-article-out cross-validation: {report['name']}, {args.seeds} seed(s)"
-        write_snippet(args.markdown, title, markdown_report(report))
-    return 0
-
-
-def cmd_split(args: argparse.Namespace) -> int:
-    from .config import load_config
-
-    cfg = load_config(args.config, args.overrides)
-    from .atomic import atomic_write_lines
-    from .labels import LABELS
-    from .train import split_training_data
-
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, ds in zip(("train", "dev"), split_training_data(cfg), strict=True):
-        rows = [{**r, "label": LABELS[r["label"]]} for r in ds]
-        atomic_write_lines(out / f"{name}.jsonl", (json.dumps(r, ensure_ascii=False) for r in rows))
-        print(
-            f"{name}: {len(rows)} rows, {len(set(ds['group']))} groups -> {out / f'{name}.jsonl'}"
-        )
-    return 0
-
-
-def cmd_import(args: argparse.Namespace) -> int:
-    from .preflight import check_corpus_dir
-
-    check_corpus_dir(args.src, args.corpus)
-    from .importers import import_emergent, import_fnc1
-
-    if args.corpus == "fnc1":
-        counts = import_fnc1(args.src, args.output, args.within, args.exclude)
-    elif args.within or args.exclude:
-        raise StanceError("--within and --exclude apply to fnc1 only")
-    else:
-        counts = import_emergent(args.src, args.output)
-    for split, c in counts.items():
-        total = sum(c.values())
-        print(f"{split}: {total} rows  " + "  ".join(f"{k} {v}" for k, v in c.items()))
-    return 0
-
-
-def cmd_assemble(args: argparse.Namespace) -> int:
-    from .bases import mpnet_path
-
-    print(mpnet_path())
-    return 0
-
-
-def cmd_predict(args: argparse.Namespace) -> int:
-    from .predict_options import output_format
-
-    # Usage errors first: they should not wait seconds for torch to import.
-    from .preflight import check_model_dir, nothing_readable
-
-    output_format(args.output)
-    check_model_dir(args.model, args.claim)
-    if nothing_readable(args.inputs):
-        from .predict_options import EXIT_NOTHING_READ
-
-        return EXIT_NOTHING_READ
-    from . import predict
-
-    return predict.run_cli(args)
-
-
-def cmd_annotate(args: argparse.Namespace) -> int:
-    from .annotate.cli import run_cli
-
-    return run_cli(args)
-
-
-COMMANDS = {
-    "segment": cmd_segment,
-    "train": cmd_train,
-    "evaluate": cmd_evaluate,
-    "cv": cmd_cv,
-    "predict": cmd_predict,
-    "annotate": cmd_annotate,
-    "import": cmd_import,
-    "split": cmd_split,
-    "assemble": cmd_assemble,
-}
-
-
 # What an interrupted command leaves and how to continue it (the "interrupted" message).
 RESUME_HINTS = {
     "predict": "finished chunks are kept in OUT.partial; run the same command with --resume "
@@ -412,6 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for noisy in ("httpx", "urllib3", "filelock", "datasets", "fsspec"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from .commands import COMMANDS  # each command imports what it needs when it runs
+
     try:
         code = COMMANDS[args.command](args)
         sys.stdout.flush()  # here, so that a closed pipe is caught below

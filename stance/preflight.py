@@ -35,12 +35,13 @@ def check_corpus_dir(src: str, corpus: str) -> None:
 def check_model_dir(path: str, claim: str | None = None) -> None:
     """Model directory errors (missing, unfinished, pickle-only) and a claim a few-shot model
     cannot judge, before torch loads: a typo should not take seconds to report."""
+    from .kinds.registry import get_kind
     from .labels import claim_key
-    from .rundir import SENTENCE, load_run
+    from .rundir.files import load_run
 
     run = load_run(path)
     other_claim = claim is not None and claim_key(claim) != claim_key(run.saved_claim or "")
-    if run.kind == SENTENCE and other_claim:
+    if not get_kind(run.kind).pairs and other_claim:
         raise StanceError(
             f"{path} is a few-shot model of one claim ({run.saved_claim!r}); it cannot "
             f"judge {claim!r}. Train one for that claim, or use a cross-encoder model."
@@ -50,8 +51,8 @@ def check_model_dir(path: str, claim: str | None = None) -> None:
 def nothing_readable(inputs: list[str]) -> bool:
     """True (each failure logged) when every input is a path that does not exist: answered
     before the model loads. Other bad inputs are found, and skipped, as the run reads them."""
-    from .predict_inputs import iter_inputs
-    from .predict_options import STDIN
+    from .predict.inputs import iter_inputs
+    from .predict.options import STDIN
 
     if any(name == STDIN or Path(name).exists() for name in inputs):
         return False

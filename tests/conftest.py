@@ -35,8 +35,8 @@ def build_tiny_classifier(seed: int = 0):
     """(model, tokenizer): the tiny BERT of configs/tiny.yaml, untrained, seeded."""
     import torch
 
-    from stance.modeling import build_tiny
-    from stance.segment import split_sentences
+    from stance.data.segment import split_sentences
+    from stance.kinds.backbones import build_tiny
 
     cfg = tiny_config()
     torch.manual_seed(seed)
@@ -58,7 +58,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 class FakeEmbedder:
     """Bag-of-words hashing vectors, L2-normalised: cosine = word overlap, no model at all.
 
-    Stands in for the MiniLM sentence embedder (stance.relevance) in tests.
+    Stands in for the MiniLM sentence embedder (stance.inference.relevance) in tests.
     """
 
     dim = 512
@@ -80,4 +80,4 @@ class FakeEmbedder:
 def fake_embedder(request, monkeypatch):
     """In-process tests judge relevance with FakeEmbedder unless marked `minilm`."""
     if request.node.get_closest_marker("minilm") is None:
-        monkeypatch.setattr("stance.relevance.MiniLMEmbedder", FakeEmbedder)
+        monkeypatch.setattr("stance.inference.relevance.MiniLMEmbedder", FakeEmbedder)

@@ -18,8 +18,8 @@ from conftest import SEEDS
 
 from stance.annotate import server as server_module
 from stance.cli import main
-from stance.data import read_statements
-from stance.predict import iter_inputs
+from stance.data.statements import read_statements
+from stance.predict.run import iter_inputs
 
 CLAIM = "Russia is withdrawing its troops from near Ukraine's borders."
 

@@ -52,7 +52,7 @@ def test_each_text_is_embedded_once():
 
 
 def test_a_run_directory_scores_sentences(tiny_model_dir):
-    from stance.engine import StancePredictor
+    from stance.inference.engine import StancePredictor
 
     scorer = ModelScorer(StancePredictor(tiny_model_dir, claim="The bridge is closed."))
     probs = scorer.predict_proba(TEXTS)

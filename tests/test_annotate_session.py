@@ -11,7 +11,7 @@ from stance.annotate.learner import LogisticHead
 from stance.annotate.sentences import read_sentences
 from stance.annotate.session import AnnotationSession
 from stance.annotate.store import LabelStore
-from stance.data import read_statements
+from stance.data.statements import read_statements
 
 CLAIM = "Russia is withdrawing its troops from near Ukraine's borders."
 ORACLE = {

@@ -9,7 +9,7 @@ import pytest
 
 from stance.annotate.sentences import Sentence
 from stance.annotate.store import LabelStore, make_row
-from stance.data import read_statements
+from stance.data.statements import read_statements
 from stance.errors import InputError, StanceError
 
 CLAIM = "The bridge is closed."

@@ -1,4 +1,4 @@
-"""Tests for stance.atomic: staged files committed as one step that signals cannot split,
+"""Tests for stance.util.atomic: staged files committed as one step that signals cannot split,
 and `stance predict` interrupted for real (subprocesses, real SIGINT) around that step."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from stance.atomic import Staging, atomic_write_text, deferred_signals
+from stance.util.atomic import Staging, atomic_write_text, deferred_signals
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = sorted((ROOT / "seeds").glob("*.txt"))
@@ -69,7 +69,8 @@ def test_sigint_during_commit_is_held_until_the_step_is_done(tmp_path: Path) -> 
 DRIVER = textwrap.dedent(
     """
     import os, signal, sys
-    from stance import cli, engine
+    from stance import cli
+    from stance.inference import engine
     when = sys.argv[1]
     real_replace, real_chunk = os.replace, engine.StancePredictor.predict_chunk
     def replace(src, dst):
@@ -145,7 +146,7 @@ def test_ctrl_c_at_random_moments_leaves_a_finished_or_resumable_run(tiny_model_
         proc = subprocess.Popen(cmd(out), env=ENV, stderr=subprocess.PIPE, text=True, cwd=ROOT)
         assert proc.stderr is not None
         seen = []  # up to the model's log line: main() runs, so Ctrl-C is the CLI's to handle
-        while not any("stance.predict: model" in line for line in seen[-1:]):
+        while not any("stance.predict.run: model" in line for line in seen[-1:]):
             seen.append(proc.stderr.readline())
             assert seen[-1], "".join(seen)[-3000:]
         time.sleep(rng.uniform(0, took / 2))

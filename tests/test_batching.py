@@ -1,10 +1,10 @@
-"""stance.batching: the pad collator against a row-by-row reference."""
+"""stance.training.batching: the pad collator against a row-by-row reference."""
 
 from __future__ import annotations
 
 import torch
 
-from stance.batching import MODEL_INPUTS, PadCollator
+from stance.training.batching import MODEL_INPUTS, PadCollator
 
 
 def _reference(rows: list[dict], pad_id: int, multiple: int | None) -> dict[str, torch.Tensor]:

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from conftest import DATA, ROOT
 
-from stance.calibration import Calibration, fit_calibration, oof_head_probs, softmax
 from stance.cli import main
-from stance.engine import StancePredictor
+from stance.inference.engine import StancePredictor
+from stance.kinds.calibration import Calibration, fit_calibration, oof_head_probs, softmax
 from stance.labels import LABEL2ID
 
 CONFIG = ROOT / "configs" / "tiny-fewshot.yaml"

@@ -1,6 +1,6 @@
-"""Tests for stance.plots: the training-curves figure."""
+"""Tests for stance.util.plots: the training-curves figure."""
 
-from stance.plots import history_figure, plot_history
+from stance.util.plots import history_figure, plot_history
 
 HISTORY = [{"step": s, "loss": 1.2 - 0.02 * s} for s in range(1, 49)] + [
     {"step": s, "dev_macro_f1": f1} for s, f1 in ((12, 0.4), (24, 0.6), (36, 0.67), (48, 0.62))

@@ -1,4 +1,5 @@
-"""The claim must matter: the swap count of stance.claimcheck on hand-made labels, and the
+"""The claim must matter: the swap count of stance.evaluation.claimcheck on hand-made labels,
+and the
 mechanics it relies on, on the tiny model: the claim reaches the tokenizer as the first
 segment of every pair in training, `stance evaluate`, `StancePredictor` and
 `transformers.pipeline` on a run directory."""
@@ -13,13 +14,13 @@ import pytest
 from conftest import DATA, tiny_config
 
 from stance import train as train_module
-from stance import train_setup
-from stance.claimcheck import PASS_AT, check_claims, count_swaps, format_check
 from stance.cli import main
-from stance.encoding import BatchEncoder
-from stance.engine import StancePredictor
 from stance.errors import StanceError
+from stance.evaluation.claimcheck import PASS_AT, check_claims, count_swaps, format_check
+from stance.inference.encoding import BatchEncoder
+from stance.inference.engine import StancePredictor
 from stance.labels import DEFAULT_CLAIM, LABELS
+from stance.training import setup as train_setup
 
 NEGATED = "Russia is not withdrawing its troops from near Ukraine's borders."
 REVERSED = "Russia is sending more troops to Ukraine's borders."

@@ -58,8 +58,8 @@ def test_evaluate_and_predict_give_the_same_labels_with_a_cross_encoder(
     from sklearn.metrics import confusion_matrix
 
     from stance.cli import main
-    from stance.data import load_statements
-    from stance.engine import StancePredictor
+    from stance.data.statements import load_statements
+    from stance.inference.engine import StancePredictor
     from stance.labels import LABELS
 
     root = Path(__file__).resolve().parents[1]

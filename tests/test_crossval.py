@@ -1,4 +1,4 @@
-"""stance.crossval (the README's headline number) with the tiny cross-encoder."""
+"""stance.evaluation.crossval (the README's headline number) with the tiny cross-encoder."""
 
 import json
 from collections import Counter
@@ -6,9 +6,9 @@ from collections import Counter
 import pytest
 from conftest import DATA, ROOT, tiny_config
 
-import stance.crossval as crossval
+import stance.evaluation.crossval as crossval
 from stance.cli import main
-from stance.data import load_statements
+from stance.data.statements import load_statements
 from stance.metrics import compute_metrics
 
 

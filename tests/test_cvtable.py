@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import DATA, ROOT
 
-from stance.cvreport import article_scores, pearson, score
-from stance.cvtable import Setting, load_rows, recipe_oof
+from stance.evaluation.cvreport import article_scores, pearson, score
+from stance.evaluation.cvtable import Setting, load_rows, recipe_oof
 
 CONFIG = str(ROOT / "configs" / "tiny-fewshot.yaml")
 OVERRIDES = [f"data.train=[{{path: {DATA}}}]", "fewshot.context_weight=0.3", "train.epochs=1"]
@@ -41,9 +41,10 @@ def test_tuned_probabilities_are_cached_and_reused(table, monkeypatch):
     assert (
         len(list(cache.glob("oof-lpft-*.npz"))) == 3
     )  # one per fold and len(list(cache.glob("emb-*.npz"))) == 1
-    import stance.fewshot
+    import stance.kinds.sentence_model
 
-    monkeypatch.setattr(stance.fewshot, "train_sentence_model", None)  # would fail if called
+    # would fail if called:
+    monkeypatch.setattr(stance.kinds.sentence_model, "train_sentence_model", None)
     again = recipe_oof(setting, rows, "lpft", cache, {})
     np.testing.assert_array_equal(again.probs, done["lpft"].probs)
 

@@ -5,7 +5,8 @@ import pytest
 from conftest import DATA, ROOT, SEEDS
 from datasets import ClassLabel
 
-from stance.data import (
+from stance.data.segment import article_id_from_path, read_text, sentence_records
+from stance.data.statements import (
     group_split,
     label_counts,
     leave_one_group_out,
@@ -17,7 +18,6 @@ from stance.data import (
 )
 from stance.errors import InputError
 from stance.labels import DEFAULT_CLAIM, LABELS
-from stance.segment import article_id_from_path, read_text, sentence_records
 
 ARTICLES = ROOT / "data" / "articles"
 ARTICLE_ROWS = ROOT / "data" / "withdrawal-articles.jsonl"
@@ -219,7 +219,7 @@ def test_rows_cut_from_an_article_know_their_neighbours(tmp_path):
     # The few-shot kind reads a sentence with the ones before and after it in its article:
     # skip rows count as neighbours (they stand in the article), free statements get none,
     # and context given outright (as `stance split` writes it) is kept.
-    from stance.data import read_statements
+    from stance.data.statements import read_statements
 
     rows = [
         {"id": "a-0", "article_id": "a", "sentence_index": 0, "text": "First.", "label": "neutral"},
@@ -248,7 +248,7 @@ def test_rows_cut_from_an_article_know_their_neighbours(tmp_path):
 
 
 def test_context_that_is_not_text_is_named_with_its_line(tmp_path):
-    from stance.data import read_statements
+    from stance.data.statements import read_statements
 
     good = {"id": "a", "text": "Fine.", "label": "neutral"}
     bad = {"id": "b", "text": "Odd.", "label": "doubts", "prev_text": 7}

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from stance.cli import build_parser, main
-from stance.snippets import INCLUDE, sync_includes
+from stance.util.snippets import INCLUDE, sync_includes
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -189,7 +189,8 @@ def test_commands_join_continuation_lines():
 def test_copies_of_snippets_are_current(name):
     text = (ROOT / name).read_text(encoding="utf-8")
     assert INCLUDE.search(text), f"{name} includes no snippet"
-    assert sync_includes(text, ROOT) == text, f"run: .venv/bin/python -m stance.snippets {name}"
+    hint = f"run: .venv/bin/python -m stance.util.snippets {name}"
+    assert sync_includes(text, ROOT) == text, hint
 
 
 def test_mkdocs_build_is_strict_and_clean(tmp_path):

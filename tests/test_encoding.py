@@ -1,4 +1,4 @@
-"""stance.encoding: windows as one padded array, batches cut out of it (issue 23).
+"""stance.inference.encoding: windows as one padded array, batches cut out of it (issue 23).
 
 The reference below is the collation before issue 23 (a list of ids per row, rows gathered
 per batch, one flat copy per column), kept here verbatim in substance: the new path must give
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from stance.encoding import BatchEncoder, Window, pad_rows, prepare
 from stance.errors import StanceError
+from stance.inference.encoding import BatchEncoder, Window, pad_rows, prepare
 
 CLAIM = "Russia is withdrawing its troops from near Ukraine's borders."
 WORDS = ["troops", "russia", "border", "ukraine", "withdrawal", "satellite", "images"]

@@ -1,4 +1,4 @@
-"""Tests for stance.engine's int8 path: Int8Linear arithmetic and what it guarantees."""
+"""Tests for stance.inference.engine's int8 path: Int8Linear arithmetic and what it guarantees."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import pytest
 import torch
 from torch import nn
 
-from stance import engine as E
-from stance import kernels as K
-from stance import predict as P
-from stance import runtime as R
-from stance.segment import split_sentences
+from stance.data.segment import split_sentences
+from stance.inference import engine as E
+from stance.inference import int8 as Q
+from stance.inference import kernels as K
+from stance.inference import runtime as R
+from stance.predict import run as P
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,7 +29,7 @@ def test_int8_linear_is_integer_arithmetic_with_row_and_channel_scales() -> None
     lin = _linear()
     x = torch.randn(2, 5, 48)  # (B, T, in)
     x[1, 3] *= 50  # an outlier token
-    q = K.Int8Linear(lin)
+    q = Q.Int8Linear(lin)
     # Reference: the same quantisation spelled out in int64 and float64.
     w = lin.weight.detach().double()
     w_scale = w.abs().amax(1) / 127
@@ -45,7 +46,7 @@ def test_int8_linear_is_integer_arithmetic_with_row_and_channel_scales() -> None
 def test_int8_linear_is_close_to_float() -> None:
     lin = _linear(384, 96)
     x = torch.randn(64, 384)
-    exact, approx = lin(x).detach(), K.Int8Linear(lin)(x)
+    exact, approx = lin(x).detach(), Q.Int8Linear(lin)(x)
     # 8 bits per operand: about 1% relative error on Gaussian data.
     assert ((approx - exact).norm() / exact.norm()).item() < 0.02
 
@@ -53,7 +54,7 @@ def test_int8_linear_is_close_to_float() -> None:
 def test_int8_linear_rows_do_not_see_each_other() -> None:
     """Per-row scales: an outlier elsewhere in the batch leaves a row's result bit-identical
     (per-tensor dynamic quantisation would coarsen every row to the outlier's scale)."""
-    q = K.Int8Linear(_linear())
+    q = Q.Int8Linear(_linear())
     row = torch.randn(1, 48)
     alone = q(row)
     with_outlier = q(torch.cat([row, 1000 * torch.randn(1, 48)]))[:1]
@@ -62,8 +63,8 @@ def test_int8_linear_rows_do_not_see_each_other() -> None:
 
 def test_quantize_int8_swaps_only_the_chosen_layers() -> None:
     model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Sequential(nn.Linear(8, 3)))
-    K.quantize_int8(model, only=lambda name: name != "2.0")
-    assert isinstance(model[0], K.Int8Linear)
+    Q.quantize_int8(model, only=lambda name: name != "2.0")
+    assert isinstance(model[0], Q.Int8Linear)
     assert type(model[2][0]) is nn.Linear
 
 
@@ -132,7 +133,7 @@ def test_every_batch_reaches_the_net_on_the_predictors_device(
 
 
 def test_few_shot_int8_quantises_the_feed_forward_linears_only():
-    from stance.kernels import ffn_layer
+    from stance.inference.kernels import ffn_layer
 
     assert ffn_layer("model.body.0.model.encoder.layer.3.intermediate.dense")
     assert ffn_layer("model.body.0.model.encoder.layer.3.output.dense")  # mpnet and BERT FFN out

@@ -9,12 +9,13 @@ from conftest import DATA, ROOT, SEEDS
 
 from stance.cli import main
 from stance.config import load_config
-from stance.data import load_statements
-from stance.engine import StancePredictor
+from stance.data.statements import load_statements
 from stance.errors import ConfigError, StanceError
-from stance.fewshot import contrastive_pairs, predict_proba, train_sentence_model
+from stance.inference.engine import StancePredictor
+from stance.kinds.sentence import load_sentence_model, save_sentence_model
+from stance.kinds.sentence_model import contrastive_pairs, predict_proba, train_sentence_model
 from stance.labels import LABELS
-from stance.rundir import load_run, load_sentence_model, save_sentence_model
+from stance.rundir.files import load_run
 
 CONFIG = ROOT / "configs" / "tiny-fewshot.yaml"
 
@@ -139,7 +140,7 @@ def test_another_claim_is_refused_before_torch_loads(run_dir, tmp_path):
 
 
 def test_rows_with_several_claims_are_refused():
-    from stance.data import to_dataset
+    from stance.data.statements import to_dataset
 
     rows = [
         {"id": str(i), "group": "g", "claim": c, "text": "t", "label": "neutral", "weight": 1.0}
@@ -217,8 +218,8 @@ def test_article_context_is_the_same_in_training_evaluate_and_predict(tmp_path, 
     # mixing (z + w * (mean z_nb - b)) must equal the head on u + w * mean(u_nb), and
     # `stance evaluate` (neighbours from the file) must agree with `stance predict` (from
     # the segmented article) on the seed sentences.
-    from stance.fewshot import rows_of
-    from stance.segment import split_sentences
+    from stance.data.segment import split_sentences
+    from stance.kinds.sentence_model import rows_of
 
     cfg = tiny_sentence_config(None, "fewshot.adapt=none", "fewshot.context_weight=0.7")
     ds = load_statements(DATA)

@@ -1,4 +1,5 @@
-"""Tests for benchmarks/gpu_check.py and gpu_bundle.py: the CPU dry run, rows, wheels."""
+"""Tests for benchmarks/gpu_check.py (and the gpu_common, gpu_models, gpu_training,
+gpu_prediction and gpu_bundle modules it runs): the CPU dry run, rows, wheels."""
 
 from __future__ import annotations
 
@@ -91,10 +92,11 @@ def _check_fewshot_rows(rows: list[dict]) -> None:
 def test_training_flops_count_the_backward_of_trained_layers_only(gc) -> None:
     from types import SimpleNamespace
 
+    from benchmarks.gpu_common import encoder_flops_per_example
     from benchmarks.gpu_fewshot import train_flops_per_example
 
     config = SimpleNamespace(hidden_size=8, num_hidden_layers=4, intermediate_size=32)
-    forward = gc.encoder_flops_per_example(config, [5, 7])
+    forward = encoder_flops_per_example(config, [5, 7])
     assert train_flops_per_example(config, [5, 7], 0) == forward
     assert train_flops_per_example(config, [5, 7], 4) == 3 * forward
     assert train_flops_per_example(config, [5, 7], 1) == 1.5 * forward

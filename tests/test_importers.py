@@ -1,4 +1,5 @@
-"""Tests for stance.importers (Emergent): offline; real-data tests skip without the shared data."""
+"""Tests for stance.data.importers (Emergent): offline; real-data tests skip without the shared
+data."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import pytest
 from datasets import ClassLabel
 
 from stance.cli import main
-from stance.data import load_statements
+from stance.data.importers import EMERGENT_FILES, FNC1_FILES, import_emergent, import_fnc1
+from stance.data.statements import load_statements
 from stance.errors import InputError
-from stance.importers import EMERGENT_FILES, FNC1_FILES, import_emergent, import_fnc1
 from stance.labels import LABELS
 
 TRAIN = EMERGENT_FILES["train"]

@@ -8,7 +8,7 @@ of one token length, a sentence over max_length, nothing left after the relevanc
 Precisions: float32 and int8. Devices: the CPU, and `meta` standing in for an accelerator
 (the networks' forward on meta tensors; int8 there is refused, as on any non-CPU device).
 The few-shot kind crashed on every unpadded batch before the forward contract
-(stance.kernels) covered it, and no test sent it through one.
+(stance.inference.kernels) covered it, and no test sent it through one.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stance import cli
-from stance.engine import FAST_NETS, StancePredictor
 from stance.errors import StanceError
-from stance.kernels import TransformersForward
+from stance.inference.engine import FAST_NETS, StancePredictor
+from stance.inference.kernels import TransformersForward
 from stance.labels import LABELS
-from stance.predict_outputs import EXIT_NOTHING_READ, EXIT_PARTIAL
+from stance.predict.outputs import EXIT_NOTHING_READ, EXIT_PARTIAL
 
 CLAIM = "Russia is withdrawing its troops from near Ukraine's borders."
 LONG = " ".join(["The troops returned to their bases after the drills near the border."] * 30)
@@ -78,7 +78,7 @@ def check_rows(rows: list[dict], sentences: int) -> None:
 
 
 def sentences_in(text: str) -> int:
-    from stance.segment import split_sentences
+    from stance.data.segment import split_sentences
 
     return len(split_sentences(text))
 
@@ -111,7 +111,7 @@ def test_predict_txt_html_jsonl_and_stdin(runs, kind, batch, quantize, tmp_path,
 @pytest.mark.parametrize("quantize", PRECISIONS)
 @pytest.mark.parametrize("kind", ["pairs", "sentence"])
 def test_evaluate_every_batch_shape(runs, kind, quantize, tmp_path, capsys):
-    from stance.segment import split_sentences
+    from stance.data.segment import split_sentences
 
     for name, text in BATCHES.items():
         data = tmp_path / f"{name.replace(' ', '-')}.jsonl"
@@ -149,7 +149,7 @@ def test_python_api_and_annotate_suggestions(predictors, kind, precision, batch)
 def test_transformers_pipeline_reads_the_cross_encoder(runs, predictors, batch):
     from transformers import pipeline
 
-    from stance.segment import split_sentences
+    from stance.data.segment import split_sentences
 
     pipe = pipeline("text-classification", model=str(runs["pairs"]), device="cpu")
     sentences = split_sentences(BATCHES[batch])

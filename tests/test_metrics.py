@@ -2,7 +2,7 @@ import pytest
 
 from stance.labels import LABELS
 from stance.metrics import compute_metrics, format_metrics, load_metric
-from stance.plots import plot_confusion
+from stance.util.plots import plot_confusion
 
 
 def test_metric_is_an_evaluate_module():

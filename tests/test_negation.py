@@ -1,12 +1,12 @@
-"""stance.negation: claims negated by rule, and the training copies with swapped labels."""
+"""stance.data.negation: claims negated by rule, and the training copies with swapped labels."""
 
 from __future__ import annotations
 
 import pytest
 
-from stance.data import to_dataset
+from stance.data.negation import negate_claim, negate_claims
+from stance.data.statements import to_dataset
 from stance.labels import LABEL2ID
-from stance.negation import negate_claim, negate_claims
 
 
 @pytest.mark.parametrize(
@@ -56,7 +56,7 @@ def test_negate_claims_adds_one_copy_per_row_with_supports_and_doubts_swapped() 
 def test_a_run_negates_training_rows_only(tmp_path) -> None:
     from conftest import tiny_config
 
-    from stance.train import load_training_data
+    from stance.data.training_rows import load_training_data
 
     plain_train, plain_dev = load_training_data(tiny_config(tmp_path))
     train, dev = load_training_data(tiny_config(tmp_path, "data.negations=true"))

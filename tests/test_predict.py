@@ -1,4 +1,4 @@
-"""Tests for stance.predict: the engine, the inputs, the outputs, bad inputs, crash and resume.
+"""Tests for stance.predict.run: the engine, the inputs, the outputs, bad inputs, crash and resume.
 
 All on CPU with the untrained tiny BERT of conftest (`tiny_model_dir`), in-process through
 `stance.cli.main` where possible.
@@ -25,12 +25,12 @@ import torch
 from conftest import FakeEmbedder
 
 from stance import cli
-from stance import kernels as K
-from stance import predict as P
+from stance.data.segment import split_sentences
 from stance.errors import StanceError
+from stance.inference import kernels as K
+from stance.inference.records import PROB_COLUMNS
 from stance.labels import LABELS
-from stance.records import PROB_COLUMNS
-from stance.segment import split_sentences
+from stance.predict import run as P
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = sorted((ROOT / "seeds").glob("*.txt"))
@@ -257,7 +257,7 @@ def test_summary_numbers_and_chart(tiny_model_dir: Path, tmp_path: Path) -> None
 
 
 def test_summary_formula_edge_cases() -> None:
-    from stance.summary import article_summary, render_chart
+    from stance.predict.summary import article_summary, render_chart
 
     none = article_summary("x", ["neutral", "neutral"])
     assert none["stance_score"] is None and none["dominant"] == "neutral"  # no stance, not 0.0
@@ -444,7 +444,8 @@ def test_crash_leaves_no_output_and_resume_completes(
     sidecar = P.partial_path(out)
     assert len(sidecar.read_text().splitlines()) == 2  # header + the first chunk
     monkeypatch.undo()
-    monkeypatch.setattr("stance.relevance.MiniLMEmbedder", FakeEmbedder)  # undone above too
+    # undone above too:
+    monkeypatch.setattr("stance.inference.relevance.MiniLMEmbedder", FakeEmbedder)
 
     done: list[int] = []
     real = P.StancePredictor.predict_chunk
@@ -469,7 +470,8 @@ def test_torn_sidecar_line_is_dropped(tiny_model_dir: Path, tmp_path: Path, monk
     with pytest.raises(RuntimeError):
         run(tiny_model_dir, *args, "--output", out)
     monkeypatch.undo()
-    monkeypatch.setattr("stance.relevance.MiniLMEmbedder", FakeEmbedder)  # undone above too
+    # undone above too:
+    monkeypatch.setattr("stance.inference.relevance.MiniLMEmbedder", FakeEmbedder)
     sidecar = P.partial_path(out)
     with sidecar.open("ab") as f:
         f.write(b'{"chunk": 1, "articles": [{"id": "00')  # a write cut short by a kill
@@ -631,13 +633,13 @@ def test_every_input_failing_writes_nothing_and_exits_3(
     assert "nothing could be read: 2 inputs failed; no output written" in caplog.text
     assert "the others are in" not in caplog.text
     assert not caught  # no matplotlib (or other) warning leaks
-    from stance.predict_options import EXIT_CODES_HELP
+    from stance.predict.options import EXIT_CODES_HELP
 
     assert "3 every input failed" in EXIT_CODES_HELP
 
 
 def test_empty_summary_draws_no_chart(tmp_path: Path) -> None:
-    from stance.summary import SummaryBuilder, write_summary
+    from stance.predict.summary import SummaryBuilder, write_summary
 
     path = tmp_path / "s.json"
     path.with_suffix(".png").write_bytes(b"stale")
@@ -647,12 +649,12 @@ def test_empty_summary_draws_no_chart(tmp_path: Path) -> None:
 
 
 def test_no_stance_chart_and_plurals() -> None:
-    from stance.summary import article_summary, render_chart
+    from stance.predict.summary import article_summary, render_chart
 
     one = [article_summary("a", ["neutral"], on_claim=[True])]
     assert one[0]["stance_score"] is None
     assert render_chart(one, "claim")[:4] == b"\x89PNG"
-    from stance.wording import plural
+    from stance.util.wording import plural
 
     assert plural(1, "article") == "1 article" and plural(2, "input") == "2 inputs"
     assert (
@@ -796,7 +798,7 @@ def test_a_long_article_spans_chunks_and_resumes_byte_identical(
     sidecar = P.partial_path(out).read_text().splitlines()
     assert len(sidecar) == 2 and json.loads(sidecar[1])["articles"][0]["id"] == "big"
     monkeypatch.undo()
-    monkeypatch.setattr("stance.relevance.MiniLMEmbedder", FakeEmbedder)
+    monkeypatch.setattr("stance.inference.relevance.MiniLMEmbedder", FakeEmbedder)
     assert run(tiny_model_dir, *args, tmp_path / "s.json", "--output", out, "--resume") == 0
     assert out.read_bytes() == ref.read_bytes() and len(calls) == 2
 

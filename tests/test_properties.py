@@ -31,10 +31,7 @@ from hypothesis import HealthCheck, currently_in_test_context, event, example, g
 from hypothesis import strategies as st
 
 from stance.config import RunConfig, dump_config, load_config
-from stance.data import load_statements, read_statements
-from stance.errors import ConfigError, InputError
-from stance.labels import DEFAULT_CLAIM, LABEL2ID, LABELS
-from stance.segment import (
+from stance.data.segment import (
     article_id_from_path,
     decode_text,
     normalise,
@@ -42,6 +39,9 @@ from stance.segment import (
     safe_id,
     split_sentences,
 )
+from stance.data.statements import load_statements, read_statements
+from stance.errors import ConfigError, InputError
+from stance.labels import DEFAULT_CLAIM, LABEL2ID, LABELS
 
 CASES: Counter[str] = Counter()  # "test: outcome" -> examples run
 SLOW_SETTINGS = {

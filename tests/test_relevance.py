@@ -1,4 +1,4 @@
-"""Tests for stance.relevance: furniture cues, thresholding, the predictor hook."""
+"""Tests for stance.inference.relevance: furniture cues, thresholding, the predictor hook."""
 
 from __future__ import annotations
 
@@ -17,14 +17,14 @@ from benchmarks.relevance import (
     recall_threshold,
     youden_threshold,
 )
-from stance.labels import DEFAULT_CLAIM
-from stance.relevance import (
+from stance.inference.relevance import (
     THRESHOLD,
     RelevanceScorer,
     article_cues,
     context_scores,
     furniture_cue,
 )
+from stance.labels import DEFAULT_CLAIM
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
@@ -166,10 +166,10 @@ def test_fitting_rules():
 
 
 def test_predictor_rows_carry_relevance(tiny_model_dir):
-    from stance.predict import StancePredictor
+    from stance.predict.run import StancePredictor
 
     pred = StancePredictor(tiny_model_dir, device="cpu", relevance=FakeEmbedder())
-    # two articles: a sentence's neighbours are its own article's (stance.relevance)
+    # two articles: a sentence's neighbours are its own article's (stance.inference.relevance)
     rows = pred.predict(["Russia is withdrawing its troops. Advertisement", "Sunny in London."])
     assert [r.on_claim for r in rows] == [True, False, False]
     assert rows[1].furniture == "advertisement" and rows[2].furniture is None
@@ -181,7 +181,7 @@ def test_predictor_rows_carry_relevance(tiny_model_dir):
 @pytest.mark.minilm
 def test_bundled_minilm_separates_furniture_and_off_topic_text():
     """The real embedder with the fitted threshold: the issue's examples are left out."""
-    from stance.relevance import load_scorer
+    from stance.inference.relevance import load_scorer
 
     scorer = load_scorer(DEFAULT_CLAIM)
     sents = [

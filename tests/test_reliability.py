@@ -28,9 +28,9 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from stance.checkpoints import COMPLETE_MARKER, last_checkpoint
 from stance.errors import ModelLoadError
-from stance.modeling import check_model_dir, load_classifier
+from stance.rundir.files import check_model_dir, load_classifier
+from stance.training.checkpoints import COMPLETE_MARKER, last_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 36  # 48 training rows / batch 8 = 6 steps an epoch, 6 epochs

@@ -5,14 +5,14 @@ import pytest
 from conftest import ROOT, SEEDS
 
 from stance.cli import main
-from stance.errors import InputError
-from stance.segment import (
+from stance.data.segment import (
     article_id_from_path,
     read_text,
     safe_id,
     sentence_records,
     split_sentences,
 )
+from stance.errors import InputError
 
 
 def test_sentences_in_order_and_whitespace_normalised():
@@ -128,7 +128,7 @@ def test_segment_cli_keeps_going_after_a_bad_file(tmp_path, caplog):
 
 
 def test_read_article_takes_the_main_text_of_an_html_page(tmp_path):
-    from stance.segment import read_article
+    from stance.data.segment import read_article
 
     page = tmp_path / "page.HTML"
     page.write_text(
@@ -151,7 +151,7 @@ def test_read_article_takes_the_main_text_of_an_html_page(tmp_path):
 @pytest.mark.parametrize("size", [1, 50, 700, 2500, 10**6])
 def test_text_pieces_cut_where_sentences_are_cut(size: int) -> None:
     """Issue 26 item 3: a long article's parts give exactly the whole text's sentences."""
-    from stance.segment import _MAX_CHUNK, text_pieces
+    from stance.data.segment import _MAX_CHUNK, text_pieces
 
     long_line = " ".join(["word"] * 1200) + ". End."  # one line over _MAX_CHUNK characters
     text = "\ufeffFirst line. Second one.\r\n\nThird\x00line.\n" + long_line + "\nLast."
@@ -200,7 +200,7 @@ def test_segment_help_names_every_input_kind(capsys):
 def test_refusals_name_the_option_and_the_encoding(tmp_path):
     """Issue 26 item 8: the size refusal names --max-article-bytes; a Latin-1 file names
     its likely encoding and how to convert it."""
-    from stance.segment import read_text
+    from stance.data.segment import read_text
 
     big = tmp_path / "big.txt"
     big.write_text("word " * 100)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from stance.crossval import markdown_report, summarise
-from stance.snippets import (
+from stance.evaluation.crossval import markdown_report, summarise
+from stance.util.snippets import (
     as_markdown,
     command_line,
     describe_machine,

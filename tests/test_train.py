@@ -9,13 +9,16 @@ from conftest import DATA, ROOT, tiny_config
 from transformers import pipeline
 
 import stance
-from stance.checkpoints import COMPLETE_MARKER, last_checkpoint
 from stance.cli import main
-from stance.data import load_statements, to_dataset
+from stance.data.statements import load_statements, to_dataset
 from stance.errors import ConfigError
+from stance.kinds.backbones import load_base
 from stance.labels import LABELS
-from stance.modeling import load_base, load_classifier
-from stance.train import class_weights, fit, run_training, weighted_loss
+from stance.rundir.files import load_classifier
+from stance.train import run_training
+from stance.training.checkpoints import COMPLETE_MARKER, last_checkpoint
+from stance.training.loop import fit, weighted_loss
+from stance.training.setup import class_weights
 
 PACKAGE = Path(stance.__file__).parent
 
@@ -156,7 +159,7 @@ def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path, monkeypatch):
     )
     _, full = run_tiny(tmp_path / "full", *common)
 
-    import stance.loop as train_module  # where train_step looks weighted_loss up
+    import stance.training.loop as train_module  # where train_step looks weighted_loss up
 
     calls = {"n": 0}
     real_loss = train_module.weighted_loss
@@ -228,7 +231,7 @@ def test_cli_split_writes_the_split_a_run_trains_on(tmp_path, capsys):
     from conftest import ROOT
 
     from stance.config import load_config
-    from stance.train import load_training_data
+    from stance.data.training_rows import load_training_data
 
     overrides = [f"data.train=[{{path: {DATA}}}]", "data.split_seed=3"]
     assert (
@@ -245,7 +248,7 @@ def test_cli_split_writes_the_split_a_run_trains_on(tmp_path, capsys):
 
 
 def test_loss_log_reads_the_same_floats_in_step_order():
-    from stance.progress import LossLog
+    from stance.training.progress import LossLog
 
     log, history = LossLog(every=3), [{"step": 0, "dev_macro_f1": 0.5}]
     losses = [torch.tensor(x, dtype=torch.float32) for x in (0.1, 1 / 3, 2.5, 7.0)]
@@ -283,7 +286,8 @@ def test_training_steps_do_not_wait_for_the_device(monkeypatch):
 
 def test_failed_run_is_marked_and_refused_by_predict(tmp_path, monkeypatch, caplog):
     """A run that dies leaves no config.yaml to misread; predict refuses the directory."""
-    import stance.train as train_module
+    # the cross-encoder kind's training run looks `fit` up in its own module
+    import stance.kinds.cross_encoder_training as train_module
 
     run_dir = tmp_path / "run"
     run_tiny(run_dir, "train.epochs=1")

@@ -36,7 +36,7 @@ def _share(text: str) -> float:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of `stance annotate`."""
-    from ..predict_options import INPUTS_HELP
+    from ..predict.options import INPUTS_HELP
 
     p.add_argument(
         "inputs",
@@ -76,9 +76,9 @@ def run_cli(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C; 0 when every input was used, 1 when any failed (2: raised errors)."""
     from pathlib import Path
 
+    from ..data.segment import normalise
     from ..errors import StanceError
-    from ..predict_options import DEFAULT_MAX_ARTICLE_BYTES
-    from ..segment import normalise
+    from ..predict.options import DEFAULT_MAX_ARTICLE_BYTES
     from .sentences import read_sentences
     from .store import LabelStore
 
@@ -136,7 +136,7 @@ def _session(
 
     initial = None
     if args.model:
-        from ..engine import StancePredictor
+        from ..inference.engine import StancePredictor
 
         # Loaded now, so a bad run directory is reported before the server starts.
         predictor = StancePredictor(args.model, claim=store.claim)

@@ -52,7 +52,7 @@ class MiniLMEmbedder:
             if self._model is None:
                 from sentence_transformers import SentenceTransformer
 
-                from ..modeling import minilm_path
+                from ..kinds.backbones import minilm_path
 
                 self._model = SentenceTransformer(str(self.path or minilm_path()), device="cpu")
             vectors = self._model.encode(

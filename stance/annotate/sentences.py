@@ -6,10 +6,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..predict_inputs import iter_inputs, unique_ids
-from ..predict_options import DEFAULT_MAX_ARTICLE_BYTES
-from ..records import Article, InputFailure
-from ..segment import sentence_records
+from ..data.segment import sentence_records
+from ..inference.records import Article, InputFailure
+from ..predict.inputs import iter_inputs, unique_ids
+from ..predict.options import DEFAULT_MAX_ARTICLE_BYTES
 
 logger = logging.getLogger(__name__)
 

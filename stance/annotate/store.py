@@ -19,10 +19,10 @@ import logging
 import os
 from pathlib import Path
 
-from ..atomic import atomic_open
-from ..data import parse_json_line
+from ..data.statements import parse_json_line
 from ..errors import InputError, StanceError
 from ..labels import LABELS
+from ..util.atomic import atomic_open
 from .sentences import Sentence
 
 logger = logging.getLogger(__name__)

@@ -1,4 +1,7 @@
-"""Metrics: the package's own `evaluate` module, and their text form (the chart: stance.plots)."""
+"""Metrics: the package's own `evaluate` module, and their text form.
+
+The chart is stance.util.plots's.
+"""
 
 from __future__ import annotations
 

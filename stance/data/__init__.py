@@ -1,0 +1,1 @@
+"""Data: statement files, public corpora importers, sentence segmentation, negation."""

@@ -1,0 +1,1 @@
+"""Evaluation: cross-validation (and its resumable report), CV tables, claim sensitivity."""

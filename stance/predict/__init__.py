@@ -1,0 +1,1 @@
+"""`stance predict`: inputs, options, the run across processes, outputs and summaries."""

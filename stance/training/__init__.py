@@ -1,0 +1,1 @@
+"""The training machinery of every kind that trains a torch network: loop, batches, checkpoints."""
