@@ -72,6 +72,16 @@ TOP: dict[str, list[str]] = {
         "train.warmup_ratio=0.1",
         "train.class_weights=true",
     ],
+    # The same at the package's default learning rate (train.lr's default, 5x the above).
+    "lpft-top-lr5e-5": [
+        "fewshot.adapt=lpft",
+        "fewshot.freeze_layers=10",
+        "train.epochs=2",
+        "train.batch_size=8",
+        "train.lr=5e-5",
+        "train.warmup_ratio=0.1",
+        "train.class_weights=true",
+    ],
     "setfit-top": [
         "fewshot.adapt=setfit",
         "fewshot.freeze_layers=10",
@@ -79,6 +89,7 @@ TOP: dict[str, list[str]] = {
         "fewshot.setfit_iterations=1",
     ],
 }
+ENSEMBLE_TOP = ("frozen", "lpft-top", "setfit-top")  # ensemble-top: the mean of their probabilities
 # Inner folds of the nested calibration: whole articles, dealt round-robin (one head fit each).
 INNER_FOLDS = 5
 RECIPES = ("frozen", "frozen+cal", *TUNED, "ensemble", *TOP, "ensemble-top")
@@ -310,7 +321,7 @@ def recipe_oof(
             result = frozen_oof(cfg, rows, cache_dir, recipe == "frozen+cal", folds)
             np.savez(path, probs=result.probs, seconds=result.seconds_per_fold)
     elif recipe in ("ensemble", "ensemble-top"):
-        parts = ("frozen", "lpft") if recipe == "ensemble" else ("frozen", *TOP)
+        parts = ("frozen", "lpft") if recipe == "ensemble" else ENSEMBLE_TOP
         oofs = [recipe_oof(setting, rows, r, cache_dir, done, folds) for r in parts]
         result = OutOfFold(
             np.mean([o.probs for o in oofs], axis=0), sum(o.seconds_per_fold for o in oofs)
