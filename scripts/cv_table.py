@@ -2,14 +2,18 @@
 
     python scripts/cv_table.py --data seeds=configs/withdrawal.yaml \\
         [--data written=configs/withdrawal-written.yaml] [--recipes frozen frozen+cal ...] \\
-        [--tuned-on seeds] [--output docs/results/cv.md]
+        [--tuned-on seeds] [--folds K] [--output docs/results/cv.md]
 
 Each `--data NAME=CONFIG` is one block of the table (the config's data.train: `cv_score`
 files are held out one article at a time and scored, the others only train). Recipes are
 stance.cvtable's; tuned ones (lpft, full, setfit, ensemble) run only on the blocks named by
-`--tuned-on` (each costs minutes a fold on a CPU). Prints the table with date, machine and
-this command, and writes it to `--output`. Every number comes from this run (or the on-disk
-caches of embeddings and tuned probabilities, which are keyed by config and data content).
+`--tuned-on` (each costs minutes a fold on a CPU). `--folds K` deals the scored articles
+into K folds of whole articles, the same for every recipe (default: one fold per article).
+With `frozen` among the recipes, a second table gives each recipe against it on the same
+folds: pooled macro-F1 difference, its paired article bootstrap, macro-F1 per fold. Prints
+the tables with date, machine and this command, and writes them to `--output`. Every number
+comes from this run (or the on-disk caches of embeddings and tuned probabilities, which are
+keyed by config, data content and folds).
 """
 
 from __future__ import annotations
@@ -22,7 +26,16 @@ import sys
 from pathlib import Path
 
 from stance.cvreport import HEADER, SPREAD_HEADER, machine, score, spread, spread_row, table_row
-from stance.cvtable import RECIPES, Setting, fold_ids, load_rows, recipe_oof
+from stance.cvtable import (
+    ENSEMBLE_TOP,
+    RECIPES,
+    TOP,
+    TUNED,
+    Setting,
+    fold_ids,
+    load_rows,
+    recipe_oof,
+)
 
 CACHE = Path.home() / ".cache" / "stance" / "cvtable"
 
@@ -72,6 +85,16 @@ def main() -> None:
         f"{machine()} (shared 2-core CPU), one seed; command:\n\n    {command}\n"
     )
     text = head + "\n" + "\n".join(lines) + "\n"
+    settings = [
+        f"- `{r}`: " + " ".join(f"`{o}`" for o in {**TUNED, **TOP}[r])
+        for r in args.recipes
+        if r in TUNED or r in TOP
+    ]
+    if "ensemble-top" in args.recipes:
+        settings.append("- `ensemble-top`: mean probabilities of " + ", ".join(ENSEMBLE_TOP))
+    if settings:
+        text += "\nConfig overrides of the tuned recipes (stance/cvtable.py):\n\n"
+        text += "\n".join(settings) + "\n"
     if len(spreads) > 2:
         text += (
             f"\nAgainst the frozen body on the same folds ({args.folds or 'one per article'}"

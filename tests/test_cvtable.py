@@ -72,6 +72,8 @@ def test_script_writes_a_markdown_table(tmp_path, monkeypatch, capsys):
     text = out.read_text()
     assert "cv_table.py" in text and "| seeds | frozen | 3 |" in text
     assert "| seeds | frozen+cal |" in text and text in capsys.readouterr().out
+    assert "Against the frozen body on the same folds" in text  # the spread table
+    assert "| seeds | frozen | +0.000 | +0.000 to +0.000 |" in text
 
 
 # ---------------------------------------------------------------- --folds K and top-layer recipes
