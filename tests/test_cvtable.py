@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from conftest import DATA, ROOT
 
+from stance.evaluation.cvfolds import Setting, load_rows
 from stance.evaluation.cvreport import article_scores, pearson, score
-from stance.evaluation.cvtable import Setting, load_rows, recipe_oof
+from stance.evaluation.cvtable import recipe_oof
 
 CONFIG = str(ROOT / "configs" / "tiny-fewshot.yaml")
 OVERRIDES = [f"data.train=[{{path: {DATA}}}]", "fewshot.context_weight=0.3", "train.epochs=1"]
@@ -73,3 +74,89 @@ def test_script_writes_a_markdown_table(tmp_path, monkeypatch, capsys):
     text = out.read_text()
     assert "cv_table.py" in text and "| seeds | frozen | 3 |" in text
     assert "| seeds | frozen+cal |" in text and text in capsys.readouterr().out
+    assert "Against the frozen body on the same folds" in text  # the spread table
+    assert "| seeds | frozen | +0.000 | +0.000 to +0.000 |" in text
+
+
+# ---------------------------------------------------------------- --folds K and top-layer recipes
+
+
+def test_deal_folds_keeps_whole_articles_round_robin():
+    from stance.evaluation.cvfolds import deal_folds
+
+    ids = ["w02", "000", "w01", "003", "w03"]
+    assert deal_folds(ids, 2) == [["000", "w01", "w03"], ["003", "w02"]]
+    assert (
+        deal_folds(ids, 0) == deal_folds(ids, 5) == deal_folds(ids, 9) == [[g] for g in sorted(ids)]
+    )
+
+
+def test_fold_masks_hold_out_whole_articles_and_score_only_scored_rows():
+    from stance.evaluation.cvfolds import Rows, deal_folds, fold_ids, fold_masks, held_out_groups
+
+    groups = np.array(["000", "000", "000", "w01", "w01", "w02", "w-stmt", "w-stmt", "003"])
+    scored = np.array([True, True, False, True, True, True, False, False, True])  # variant, written
+    n = len(groups)
+    rows = Rows([""] * n, [""] * n, [""] * n, np.zeros(n, int), groups, scored, None)
+    folds = deal_folds(held_out_groups(rows), 2)
+    assert "w-stmt" not in sum(folds, [])  # written statements are never held out
+    tested = np.zeros(n, int)
+    for fold in folds:
+        train, test = fold_masks(rows, fold)
+        assert not set(groups[train]) & set(fold)  # the variant leaves with its article
+        assert train[groups == "w-stmt"].all() and scored[test].all()
+        tested += test
+    np.testing.assert_array_equal(tested, scored.astype(int))  # each scored row once
+    ids = fold_ids(rows, 2)
+    assert len(ids) == scored.sum() and set(ids) == {0, 1}
+    assert len(set(ids[groups[scored] == "000"])) == 1
+
+
+def test_top_layers_reproduce_the_body_embeddings():
+    import stance.config
+    from stance.evaluation.cvtop import TopLayers
+    from stance.kinds.sentence_model import load_body
+
+    cfg = stance.config.load_config(CONFIG, OVERRIDES)
+    texts = ["Russia pulls back some units.", "Satellite images show no withdrawal.", "Hi."]
+    body = load_body(cfg, texts)
+    ref = body.encode(texts, normalize_embeddings=True)
+    top = TopLayers(body, 1, TopLayers.hidden_states(body, 1, texts))
+    assert sum(p.numel() for p in top.parameters()) > 0
+    np.testing.assert_allclose(top.encode(texts), ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("recipe", ["lpft-top", "setfit-top"])
+def test_top_recipes_on_dealt_folds(recipe, tmp_path, monkeypatch):
+    import stance.evaluation.cvtop as cvtop
+
+    monkeypatch.setitem(cvtop.TOP, recipe, [*cvtop.TOP[recipe], "fewshot.freeze_layers=1"])
+    setting = Setting(CONFIG, OVERRIDES)
+    rows = load_rows(setting.cfg)
+    done: dict = {}
+    oof = recipe_oof(setting, rows, recipe, tmp_path, done, folds=2)
+    p = oof.probs
+    assert p.shape == (int(rows.scored.sum()), 3) and np.allclose(p.sum(1), 1.0)
+    names = sorted(x.name.rsplit("-", 1)[1] for x in tmp_path.glob(f"oof-{recipe}-*.npz"))
+    assert names == ["000+004.npz", "003.npz"]  # two folds of whole articles
+    frozen = recipe_oof(setting, rows, "frozen", tmp_path, done, folds=2)
+    assert not np.allclose(frozen.probs, p)  # the top layers were tuned
+    assert list(tmp_path.glob("oof-frozen-*-i5-k2.npz"))
+
+
+def test_spread_against_the_baseline():
+    from stance.evaluation.cvreport import macro_f1, spread
+    from stance.metrics import compute_metrics
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 60)
+    groups = np.repeat([f"a{i}" for i in range(6)], 10)
+    base = rng.dirichlet(np.ones(3), 60)
+    better = base.copy()
+    better[np.arange(60), labels] += 1.0
+    preds = base.argmax(-1)
+    assert macro_f1(preds, labels) == pytest.approx(compute_metrics(preds, labels)["macro_f1"])
+    same = spread(base, base, labels, groups, np.arange(60) % 3, resamples=200)
+    assert same.delta == same.low == same.high == 0 and same.per_fold == same.base_per_fold
+    up = spread(better, base, labels, groups, np.arange(60) % 3, resamples=200)
+    assert up.delta > 0 and up.low > 0 and len(up.per_fold) == 3

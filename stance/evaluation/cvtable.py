@@ -11,11 +11,20 @@ stance score. That needs each held-out row's *probabilities*, which this module 
   training fold, an inner CV over whole articles (INNER_FOLDS folds) gives out-of-fold
   probabilities of the training articles, the calibration is fitted on those, then applied
   to the outer fold, which the fit never sees;
-- tuned recipes (`lpft`, `full`, `setfit`): `stance.kinds.sentence_model.train_sentence_model`
-  per fold
-  with the config overrides of `TUNED`; their probabilities are cached on disk by recipe and
-  data, since each takes minutes a fold on a CPU;
-- `ensemble`: the mean of the `frozen` and `lpft` probabilities.
+- tuned recipes (`lpft`, `full`, `setfit`):
+  `stance.kinds.sentence_model.train_sentence_model` per fold with the config overrides
+  of `TUNED`; their probabilities are cached on disk by recipe and data, since each takes
+  minutes a fold on a CPU;
+- `ensemble`: the mean of the `frozen` and `lpft` probabilities;
+- top-layer recipes (`lpft-top`, `lpft-top-lr5e-5`, `setfit-top`; stance.evaluation.cvtop):
+  LP-FT and contrastive tuning (hard pairs) of the body's top layers only, on cached states of
+  the frozen lower layers;
+- `ensemble-top`: the mean of the `frozen`, `lpft-top` and `setfit-top` probabilities.
+
+Folds: one per scored article (leave-one-article-out), or with `folds` = K the scored
+articles dealt round-robin (sorted ids) into K groups (`deal_folds`). Every recipe of a table
+uses the same folds; train-only rows (written statements, variants) train in every fold but
+their own article's and are never scored.
 """
 
 from __future__ import annotations
@@ -24,7 +33,6 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +40,17 @@ from tqdm import tqdm
 
 from ..config import RunConfig, load_config
 from ..kinds.calibration import fit_calibration, head_probs, oof_head_probs
+from .cvfolds import (
+    OutOfFold,
+    Rows,
+    Setting,
+    deal_folds,
+    fold_masks,
+    fold_name,
+    held_out_groups,
+    recipe_key,
+)
+from .cvtop import TOP, top_oof
 
 logger = logging.getLogger(__name__)
 
@@ -46,65 +65,10 @@ TUNED: dict[str, list[str]] = {
         "fewshot.setfit_iterations=2",
     ],
 }
+ENSEMBLE_TOP = ("frozen", "lpft-top", "setfit-top")  # ensemble-top: the mean of their probabilities
 # Inner folds of the nested calibration: whole articles, dealt round-robin (one head fit each).
 INNER_FOLDS = 5
-RECIPES = ("frozen", "frozen+cal", *TUNED, "ensemble")
-
-
-@dataclass
-class Setting:
-    """A config file and its overrides: the data and base recipe of one block of the table."""
-
-    config: str
-    overrides: list[str] = field(default_factory=list)
-
-    @property
-    def cfg(self) -> RunConfig:
-        return load_config(self.config, self.overrides)
-
-
-@dataclass
-class Rows:
-    """Every row of a table's data: scored rows and train-only rows, in one order."""
-
-    texts: list[str]
-    prevs: list[str]
-    nexts: list[str]
-    labels: np.ndarray
-    groups: np.ndarray
-    scored: np.ndarray  # False: written statements, variants (they only ever train)
-    ds: object  # the datasets.Dataset of the same rows, for the tuned recipes
-
-
-@dataclass
-class OutOfFold:
-    """Held-out probabilities of the scored rows, in `Rows` order of the scored rows."""
-
-    probs: np.ndarray
-    seconds_per_fold: float
-
-
-def load_rows(cfg: RunConfig) -> Rows:
-    from datasets import concatenate_datasets
-
-    from ..data.statements import load_sources
-
-    parts = [(s, load_sources([(s.path, s.weight)], cfg.data.claim)) for s in cfg.data.train]
-    ds = concatenate_datasets([d for _, d in parts])
-    scored = np.concatenate([np.full(len(d), s.cv_score) for s, d in parts])
-    return Rows(
-        texts=list(ds["text"]),
-        prevs=list(ds["prev_text"]),
-        nexts=list(ds["next_text"]),
-        labels=np.asarray(ds["label"]),
-        groups=np.asarray(ds["group"]),
-        scored=scored,
-        ds=ds,
-    )
-
-
-def held_out_groups(rows: Rows) -> list[str]:
-    return sorted(set(rows.groups[rows.scored]))
+RECIPES = ("frozen", "frozen+cal", *TUNED, "ensemble", *TOP, "ensemble-top")
 
 
 # ---------------------------------------------------------------- frozen body
@@ -149,17 +113,18 @@ def features(
     return plain, mixed, has
 
 
-def frozen_oof(cfg: RunConfig, rows: Rows, cache_dir: Path, calibrate: bool) -> OutOfFold:
+def frozen_oof(
+    cfg: RunConfig, rows: Rows, cache_dir: Path, calibrate: bool, folds: int = 0
+) -> OutOfFold:
     emb = embeddings(cfg, [*rows.texts, *rows.prevs, *rows.nexts], cache_dir)
     w = cfg.fewshot.context_weight
     plain, mixed, has = features(rows, emb, w)
     out = np.zeros((int(rows.scored.sum()), 3))
     index = np.flatnonzero(rows.scored)
     start = time.perf_counter()
-    folds = held_out_groups(rows)
-    for g in tqdm(folds, desc="frozen folds" + (" (calibrated)" if calibrate else "")):
-        train = rows.groups != g
-        test = (rows.groups == g) & rows.scored
+    dealt = deal_folds(held_out_groups(rows), folds)
+    for fold in tqdm(dealt, desc="frozen folds" + (" (calibrated)" if calibrate else "")):
+        train, test = fold_masks(rows, fold)
         x, y = _train_xy(plain, mixed, has, rows.labels, train, bool(w))
         p = head_probs(x, y, mixed[test], cfg.fewshot.head_c, cfg.train.seed)
         if calibrate:
@@ -170,7 +135,7 @@ def frozen_oof(cfg: RunConfig, rows: Rows, cache_dir: Path, calibrate: bool) -> 
             )  # fmt: skip
             p = fit_calibration(inner, gold).apply(p)
         out[np.searchsorted(index, np.flatnonzero(test))] = p
-    return OutOfFold(out, (time.perf_counter() - start) / len(folds))
+    return OutOfFold(out, (time.perf_counter() - start) / len(dealt))
 
 
 def _train_xy(plain, mixed, has, labels, mask, context: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -185,14 +150,9 @@ def _train_xy(plain, mixed, has, labels, mask, context: bool) -> tuple[np.ndarra
 # ---------------------------------------------------------------- tuned recipes
 
 
-def recipe_key(cfg: RunConfig, rows: Rows) -> str:
-    """The cache key of a tuned recipe: what it trains and on what, not the run's name."""
-    recipe = [repr(cfg.data), repr(cfg.model), repr(cfg.fewshot), repr(cfg.train)]
-    payload = json.dumps([recipe, rows.texts, rows.labels.tolist()])
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def tuned_oof(setting: Setting, rows: Rows, recipe: str, cache_dir: Path) -> OutOfFold:
+def tuned_oof(
+    setting: Setting, rows: Rows, recipe: str, cache_dir: Path, folds: int = 0
+) -> OutOfFold:
     """Per fold, train the recipe and keep the held-out probabilities (cached on disk)."""
     from ..kinds.sentence_model import predict_proba, train_sentence_model
 
@@ -202,12 +162,13 @@ def tuned_oof(setting: Setting, rows: Rows, recipe: str, cache_dir: Path) -> Out
     out = np.zeros((len(index), 3))
     seconds = []
     cache_dir.mkdir(parents=True, exist_ok=True)
-    for g in tqdm(held_out_groups(rows), desc=f"{recipe} folds"):
-        test = np.flatnonzero((rows.groups == g) & rows.scored)
-        path = cache_dir / f"oof-{recipe}-{key}-{g}.npz"  # per fold: a cut run resumes
+    for fold in tqdm(deal_folds(held_out_groups(rows), folds), desc=f"{recipe} folds"):
+        train, test = fold_masks(rows, fold)
+        test = np.flatnonzero(test)
+        path = cache_dir / f"oof-{recipe}-{key}-{fold_name(fold)}.npz"  # a cut run resumes
         if not path.exists():
             start = time.perf_counter()
-            model = train_sentence_model(fold_cfg, rows.ds.select(np.flatnonzero(rows.groups != g)))
+            model = train_sentence_model(fold_cfg, rows.ds.select(np.flatnonzero(train)))
             p = predict_proba(
                 model,
                 [rows.texts[i] for i in test],
@@ -222,25 +183,36 @@ def tuned_oof(setting: Setting, rows: Rows, recipe: str, cache_dir: Path) -> Out
 
 
 def recipe_oof(
-    setting: Setting, rows: Rows, recipe: str, cache_dir: Path, done: dict[str, OutOfFold]
+    setting: Setting,
+    rows: Rows,
+    recipe: str,
+    cache_dir: Path,
+    done: dict[str, OutOfFold],
+    folds: int = 0,
 ) -> OutOfFold:
-    """The recipe's out-of-fold probabilities; `done` holds those already computed."""
+    """The recipe's out-of-fold probabilities; `done` holds those already computed (on the
+    same folds: `folds` as in `deal_folds`)."""
     cfg = setting.cfg
     if recipe in done:
         return done[recipe]
     if recipe in ("frozen", "frozen+cal"):
-        path = cache_dir / f"oof-{recipe}-{recipe_key(cfg, rows)}-i{INNER_FOLDS}.npz"
+        dealt = f"-k{folds}" if 0 < folds < len(held_out_groups(rows)) else ""
+        path = cache_dir / f"oof-{recipe}-{recipe_key(cfg, rows)}-i{INNER_FOLDS}{dealt}.npz"
         if path.exists():  # the nested calibration refits hundreds of heads: keep its result
             saved = np.load(path)
             result = OutOfFold(saved["probs"], float(saved["seconds"]))
         else:
-            result = frozen_oof(cfg, rows, cache_dir, calibrate=recipe == "frozen+cal")
+            result = frozen_oof(cfg, rows, cache_dir, recipe == "frozen+cal", folds)
             np.savez(path, probs=result.probs, seconds=result.seconds_per_fold)
-    elif recipe == "ensemble":
-        a = recipe_oof(setting, rows, "frozen", cache_dir, done)
-        b = recipe_oof(setting, rows, "lpft", cache_dir, done)
-        result = OutOfFold((a.probs + b.probs) / 2, a.seconds_per_fold + b.seconds_per_fold)
+    elif recipe in ("ensemble", "ensemble-top"):
+        parts = ("frozen", "lpft") if recipe == "ensemble" else ENSEMBLE_TOP
+        oofs = [recipe_oof(setting, rows, r, cache_dir, done, folds) for r in parts]
+        result = OutOfFold(
+            np.mean([o.probs for o in oofs], axis=0), sum(o.seconds_per_fold for o in oofs)
+        )
+    elif recipe in TOP:
+        result = top_oof(setting, rows, recipe, cache_dir, folds)
     else:
-        result = tuned_oof(setting, rows, recipe, cache_dir)
+        result = tuned_oof(setting, rows, recipe, cache_dir, folds)
     done[recipe] = result
     return result

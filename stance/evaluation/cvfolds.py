@@ -1,0 +1,105 @@
+"""Rows and whole-article folds shared by the CV table's recipes (stance.evaluation.cvtable,
+stance.evaluation.cvtop): the rows of a table's data, which of them are scored, how scored
+articles are dealt into folds, and the cache key of a recipe's training."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..config import RunConfig, load_config
+
+
+@dataclass
+class Setting:
+    """A config file and its overrides: the data and base recipe of one block of the table."""
+
+    config: str
+    overrides: list[str] = field(default_factory=list)
+
+    @property
+    def cfg(self) -> RunConfig:
+        return load_config(self.config, self.overrides)
+
+
+@dataclass
+class Rows:
+    """Every row of a table's data: scored rows and train-only rows, in one order."""
+
+    texts: list[str]
+    prevs: list[str]
+    nexts: list[str]
+    labels: np.ndarray
+    groups: np.ndarray
+    scored: np.ndarray  # False: written statements, variants (they only ever train)
+    ds: object  # the datasets.Dataset of the same rows, for the tuned recipes
+
+
+@dataclass
+class OutOfFold:
+    """Held-out probabilities of the scored rows, in `Rows` order of the scored rows."""
+
+    probs: np.ndarray
+    seconds_per_fold: float
+
+
+def load_rows(cfg: RunConfig) -> Rows:
+    from datasets import concatenate_datasets
+
+    from ..data.statements import load_sources
+
+    parts = [(s, load_sources([(s.path, s.weight)], cfg.data.claim)) for s in cfg.data.train]
+    ds = concatenate_datasets([d for _, d in parts])
+    scored = np.concatenate([np.full(len(d), s.cv_score) for s, d in parts])
+    return Rows(
+        texts=list(ds["text"]),
+        prevs=list(ds["prev_text"]),
+        nexts=list(ds["next_text"]),
+        labels=np.asarray(ds["label"]),
+        groups=np.asarray(ds["group"]),
+        scored=scored,
+        ds=ds,
+    )
+
+
+def held_out_groups(rows: Rows) -> list[str]:
+    return sorted(set(rows.groups[rows.scored]))
+
+
+def deal_folds(groups: list[str], k: int = 0) -> list[list[str]]:
+    """Whole articles into folds: one fold per article (k <= 0 or k >= articles), or the
+    sorted ids dealt round-robin into k folds (as the nested calibration's inner folds)."""
+    held = sorted(set(groups))
+    if k <= 0 or k >= len(held):
+        return [[g] for g in held]
+    return [held[i::k] for i in range(k)]
+
+
+def fold_masks(rows: Rows, fold: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) row masks of a fold: its articles' rows (train-only rows of the same
+    articles included) never train; only its scored rows are tested."""
+    out = np.isin(rows.groups, fold)
+    return ~out, out & rows.scored
+
+
+def fold_name(fold: list[str]) -> str:
+    return "+".join(fold)
+
+
+def fold_ids(rows: Rows, folds: int) -> np.ndarray:
+    """The fold index of each scored row (in `Rows` order of the scored rows)."""
+    groups = rows.groups[rows.scored]
+    out = np.full(len(groups), -1)
+    for i, fold in enumerate(deal_folds(held_out_groups(rows), folds)):
+        out[np.isin(groups, fold)] = i
+    return out
+
+
+def recipe_key(cfg: RunConfig, rows: Rows) -> str:
+    """The cache key of a tuned recipe: what it trains and on what, not the run's name."""
+    recipe = [repr(cfg.data), repr(cfg.model), repr(cfg.fewshot), repr(cfg.train)]
+    payload = json.dumps([recipe, rows.texts, rows.labels.tolist()])
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
