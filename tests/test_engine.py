@@ -242,3 +242,30 @@ def test_int8_of_the_reference_itself_has_no_float32_left(tiny_model_dir: Path) 
     q = P.StancePredictor(tiny_model_dir, device="cpu", quantize="int8", fast=False)
     assert q._float32 is None and isinstance(q.net, K.TransformersForward)
     assert len(q.classify(["One sentence."])) == 1
+
+
+def test_int8_ties_are_judged_after_context(tiny_model_dir: Path, monkeypatch) -> None:
+    """A few-shot model reads its neighbours: a near tie re-runs with them, in float32."""
+    q = P.StancePredictor(tiny_model_dir, device="cpu", quantize="int8")
+    monkeypatch.setattr(q, "context_weight", 0.5)
+    monkeypatch.setattr(q, "_head_bias", np.zeros(3, dtype=np.float32), raising=False)
+    items = ["Russia says troops are leaving.", "NATO has seen no sign of that.", "Hi."]
+    neighbours = [(-1, 1), (0, 2), (1, -1)]
+    reran: list[int] = []
+    distinct_logits = q._distinct_logits
+
+    def spy(window, progress, net=None):
+        if net is not None:
+            reran.append(len(window))
+        return distinct_logits(window, progress, net)
+
+    monkeypatch.setattr(q, "_distinct_logits", spy)
+    monkeypatch.setattr(E, "TIE_MARGIN", 0.0)
+    int8 = q.classify_detailed(items, neighbours=neighbours)[0]
+    assert reran == []
+    probs = int8.copy()
+    probs[1] = [0.4, 0.4, 0.2]  # the middle row is a near tie: it and both neighbours re-run
+    logits = np.zeros((3, 3), dtype=np.float32)
+    monkeypatch.setattr(E, "TIE_MARGIN", 0.05)
+    q._settle_ties(items, logits, probs, neighbours)
+    assert reran == [3]

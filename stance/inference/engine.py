@@ -266,26 +266,12 @@ class StancePredictor(ArticlePredictions):
         """Logits (N, len(LABELS)) of one window's token rows, in LABELS order, rows in order;
         a row that repeats an earlier one in the window is run once (Window.distinct)."""
         distinct, inverse = window.distinct()
-        logits = self._settle_ties(distinct, self._distinct_logits(distinct, progress))
+        logits = self._distinct_logits(distinct, progress)
         if inverse is None:
             return logits
         if progress is not None:
             progress(len(window) - len(distinct))
         return logits[inverse]
-
-    def _settle_ties(self, window: Window, logits: np.ndarray) -> np.ndarray:
-        """int8 logits with the rows whose two best probabilities are within TIE_MARGIN run
-        again in float32: int8's error moves probabilities by a few hundredths, so only such
-        near ties can change label, and re-running them (a few percent of rows) keeps int8's
-        labels those of float32 (scripts/bench_fewshot.py measures the agreement)."""
-        if self._float32 is None or not len(logits):
-            return logits
-        top2 = np.sort(torch.softmax(torch.from_numpy(logits), -1).numpy(), 1)[:, -2:]
-        near = np.flatnonzero(top2[:, 1] - top2[:, 0] < TIE_MARGIN)
-        if near.size:
-            logger.debug("int8: %d of %d rows re-run in float32", near.size, len(logits))
-            logits[near] = self._distinct_logits(window.take(near), None, self._float32)
-        return logits
 
     def _distinct_logits(
         self, window: Window, progress: Progress | None, net: nn.Module | None = None
@@ -322,11 +308,41 @@ class StancePredictor(ArticlePredictions):
             truncated[start : start + len(window)] = window.truncated
             logits[start : start + len(window)] = self._window_logits(window, progress)
             start += len(window)
+        probs = self._probabilities(logits, neighbours)
+        if self._float32 is not None:
+            probs = self._settle_ties(items, logits, probs, neighbours)
+        return probs, truncated
+
+    def _probabilities(self, logits: np.ndarray, neighbours: Any) -> np.ndarray:
+        """The network's logits in context (few-shot), calibrated, as probabilities."""
         if self.context_weight and neighbours is not None:
             logits = self._in_context(logits, neighbours)
         if self.calibration is not None:
             logits = self.calibration.apply_logits(logits)
-        return torch.softmax(torch.from_numpy(logits), dim=-1).numpy(), truncated
+        return torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
+
+    def _settle_ties(
+        self,
+        items: Sequence[Any],
+        logits: np.ndarray,
+        probs: np.ndarray,
+        neighbours: Sequence[tuple[int, int]] | None,
+    ) -> np.ndarray:
+        """Near ties of int8 (final probabilities within TIE_MARGIN) and the neighbours
+        their context reads, run again in float32: int8 moves probabilities by hundredths,
+        so only near ties can change label (docs/notes/engine.md)."""
+        top2 = np.sort(probs, 1)[:, -2:]
+        near = np.flatnonzero(top2[:, 1] - top2[:, 0] < TIE_MARGIN)
+        if not near.size:
+            return probs
+        if self.context_weight and neighbours is not None:
+            around = np.asarray(neighbours, dtype=np.int64).reshape(-1, 2)[near].ravel()
+            near = np.union1d(near, around[around >= 0])
+        logger.debug("int8: %d of %d rows re-run in float32", near.size, len(probs))
+        window = self.encoder.encode_window(self._prepare([items[i] for i in near]))
+        logits = logits.copy()
+        logits[near] = self._distinct_logits(window, None, self._float32)
+        return self._probabilities(logits, neighbours)
 
     def classify(self, items: Sequence[str] | Sequence[tuple[str, str]]) -> np.ndarray:
         """Probabilities (N, len(LABELS)) in LABELS order, rows in input order."""
