@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from ..config import RunConfig, load_config
 
@@ -103,3 +107,39 @@ def recipe_key(cfg: RunConfig, rows: Rows) -> str:
     recipe = [repr(cfg.data), repr(cfg.model), repr(cfg.fewshot), repr(cfg.train)]
     payload = json.dumps([recipe, rows.texts, rows.labels.tolist()])
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def held_out_probs(rows: Rows, test: np.ndarray, predict: Callable) -> np.ndarray:
+    """`predict(texts, prevs, nexts)` on the rows `test` (indices): each with its context."""
+    return predict(
+        [rows.texts[i] for i in test],
+        [rows.prevs[i] for i in test],
+        [rows.nexts[i] for i in test],
+    )
+
+
+def cached_oof(
+    rows: Rows,
+    name: str,
+    cache_dir: Path,
+    folds: int,
+    fit_fold: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> OutOfFold:
+    """Per fold of whole articles, `fit_fold(train_rows, test_rows)` -> held-out probabilities,
+    each fold saved on disk as `oof-{name}-{fold}.npz` so that a cut run resumes."""
+    index = np.flatnonzero(rows.scored)
+    out = np.zeros((len(index), 3))
+    seconds = []
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    for fold in tqdm(deal_folds(held_out_groups(rows), folds), desc=f"{name} folds"):
+        train, test = fold_masks(rows, fold)
+        test = np.flatnonzero(test)
+        path = cache_dir / f"oof-{name}-{fold_name(fold)}.npz"
+        if not path.exists():
+            start = time.perf_counter()
+            probs = fit_fold(np.flatnonzero(train), test)
+            np.savez(path, probs=probs, seconds=time.perf_counter() - start)
+        saved = np.load(path)
+        out[np.searchsorted(index, test)] = saved["probs"]
+        seconds.append(float(saved["seconds"]))
+    return OutOfFold(out, float(np.mean(seconds)))

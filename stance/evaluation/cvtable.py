@@ -44,10 +44,11 @@ from .cvfolds import (
     OutOfFold,
     Rows,
     Setting,
+    cached_oof,
     deal_folds,
     fold_masks,
-    fold_name,
     held_out_groups,
+    held_out_probs,
     recipe_key,
 )
 from .cvtop import TOP, top_oof
@@ -157,29 +158,13 @@ def tuned_oof(
     from ..kinds.sentence_model import predict_proba, train_sentence_model
 
     fold_cfg = load_config(setting.config, [*setting.overrides, *TUNED[recipe]])
-    key = recipe_key(fold_cfg, rows)
-    index = np.flatnonzero(rows.scored)
-    out = np.zeros((len(index), 3))
-    seconds = []
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    for fold in tqdm(deal_folds(held_out_groups(rows), folds), desc=f"{recipe} folds"):
-        train, test = fold_masks(rows, fold)
-        test = np.flatnonzero(test)
-        path = cache_dir / f"oof-{recipe}-{key}-{fold_name(fold)}.npz"  # a cut run resumes
-        if not path.exists():
-            start = time.perf_counter()
-            model = train_sentence_model(fold_cfg, rows.ds.select(np.flatnonzero(train)))
-            p = predict_proba(
-                model,
-                [rows.texts[i] for i in test],
-                [rows.prevs[i] for i in test],
-                [rows.nexts[i] for i in test],
-            )
-            np.savez(path, probs=p, seconds=time.perf_counter() - start)
-        saved = np.load(path)
-        out[np.searchsorted(index, test)] = saved["probs"]
-        seconds.append(float(saved["seconds"]))
-    return OutOfFold(out, float(np.mean(seconds)))
+
+    def fit_fold(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+        model = train_sentence_model(fold_cfg, rows.ds.select(train))
+        return held_out_probs(rows, test, lambda *a: predict_proba(model, *a))
+
+    name = f"{recipe}-{recipe_key(fold_cfg, rows)}"
+    return cached_oof(rows, name, cache_dir, folds, fit_fold)
 
 
 def recipe_oof(

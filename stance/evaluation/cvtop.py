@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,16 +18,7 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from ..config import RunConfig, load_config
-from .cvfolds import (
-    OutOfFold,
-    Rows,
-    Setting,
-    deal_folds,
-    fold_masks,
-    fold_name,
-    held_out_groups,
-    recipe_key,
-)
+from .cvfolds import Rows, Setting, cached_oof, held_out_probs, recipe_key
 
 # Top-layer recipes: config overrides (fewshot.freeze_layers: the frozen lower layers, so
 # mpnet's 12 - 10 = 2 top layers are tuned). lpft-top: the previous default's LP-FT settings
@@ -244,38 +234,21 @@ def top_oof(setting: Setting, rows: Rows, recipe: str, cache_dir: Path, folds: i
     from ..kinds.sentence_model import fit_linear_probe, predict_proba
 
     cfg = load_config(setting.config, [*setting.overrides, *TOP[recipe]])
-    key = recipe_key(cfg, rows)
-    index = np.flatnonzero(rows.scored)
-    out = np.zeros((len(index), 3))
-    seconds = []
-    body = states = initial = layers = None
     claim = rows.ds[0]["claim"]
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    for fold in tqdm(deal_folds(held_out_groups(rows), folds), desc=f"{recipe} folds"):
-        train, test = fold_masks(rows, fold)
-        test = np.flatnonzero(test)
-        path = cache_dir / f"oof-{recipe}-{key}-{fold_name(fold)}.npz"  # a cut run resumes
-        if not path.exists():
-            if body is None:
-                body, states = top_states(cfg, rows, cache_dir)
-                layers = body[0].auto_model.encoder.layer
-                initial = {k: v.clone() for k, v in layers.state_dict().items()}
-            start = time.perf_counter()
-            layers.load_state_dict(initial)  # fresh weights every fold
-            torch.manual_seed(cfg.train.seed)
-            model = _top_model(cfg, body, states, claim)
-            ds = rows.ds.select(np.flatnonzero(train))
-            fit_linear_probe(model, ds, cfg.fewshot.head_c, cfg.train.seed)
-            (top_setfit if cfg.fewshot.adapt == "setfit" else top_lpft)(cfg, model, ds)
-            fit_linear_probe(model, ds, cfg.fewshot.head_c, cfg.train.seed)
-            p = predict_proba(
-                model,
-                [rows.texts[i] for i in test],
-                [rows.prevs[i] for i in test],
-                [rows.nexts[i] for i in test],
-            )
-            np.savez(path, probs=p, seconds=time.perf_counter() - start)
-        saved = np.load(path)
-        out[np.searchsorted(index, test)] = saved["probs"]
-        seconds.append(float(saved["seconds"]))
-    return OutOfFold(out, float(np.mean(seconds)))
+    loaded: dict = {}
+
+    def fit_fold(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+        if not loaded:  # the body and its cached states, only if a fold has to be trained
+            body, loaded["states"] = top_states(cfg, rows, cache_dir)
+            loaded["body"], loaded["layers"] = body, body[0].auto_model.encoder.layer
+            loaded["initial"] = {k: v.clone() for k, v in loaded["layers"].state_dict().items()}
+        loaded["layers"].load_state_dict(loaded["initial"])  # fresh weights every fold
+        torch.manual_seed(cfg.train.seed)
+        model = _top_model(cfg, loaded["body"], loaded["states"], claim)
+        ds = rows.ds.select(train)
+        fit_linear_probe(model, ds, cfg.fewshot.head_c, cfg.train.seed)
+        (top_setfit if cfg.fewshot.adapt == "setfit" else top_lpft)(cfg, model, ds)
+        fit_linear_probe(model, ds, cfg.fewshot.head_c, cfg.train.seed)
+        return held_out_probs(rows, test, lambda *a: predict_proba(model, *a))
+
+    return cached_oof(rows, f"{recipe}-{recipe_key(cfg, rows)}", cache_dir, folds, fit_fold)
