@@ -211,3 +211,22 @@ def test_bundled_minilm_separates_furniture_and_off_topic_text():
     assert reply.on_claim.tolist() == [True, True, True, True]
     vecs = scorer.embedder.encode(sents[:2])
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+
+
+def test_a_repeated_sentence_is_embedded_once() -> None:
+    class Counting(FakeEmbedder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[str] = []
+
+        def encode(self, texts):
+            self.seen += list(texts)
+            return super().encode(texts)
+
+    embedder = Counting()
+    scorer = RelevanceScorer(embedder, DEFAULT_CLAIM)
+    embedder.seen.clear()
+    sentences = ["Troops are leaving.", "Markets rose.", "Troops are leaving.", "Markets rose."]
+    sims = scorer.similarity(sentences)
+    assert embedder.seen == sentences[:2]
+    np.testing.assert_array_equal(sims, np.tile(scorer.similarity(sentences[:2]), 2))

@@ -200,9 +200,16 @@ class RelevanceScorer:
         self._claim_vec = embedder.encode([claim])[0]
 
     def similarity(self, sentences: Sequence[str]) -> np.ndarray:
+        """Cosine similarity of each sentence to the claim; a repeated sentence is embedded
+        once (news repeats sentences, and the embedder's answer depends on the text alone)."""
         if not sentences:
             return np.zeros(0, dtype=np.float32)
-        return self.embedder.encode(list(sentences)) @ self._claim_vec
+        distinct = list(dict.fromkeys(sentences))
+        sims = self.embedder.encode(distinct) @ self._claim_vec
+        if len(distinct) == len(sentences):
+            return sims
+        where = {text: i for i, text in enumerate(distinct)}
+        return sims[[where[s] for s in sentences]]
 
     def judge(self, articles: Sequence[Sequence[str]]) -> list[Relevance]:
         """One Relevance per article; all sentences embedded in one batched pass."""
