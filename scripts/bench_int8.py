@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import machine, table  # noqa: E402
 from benchmarks.int8 import describe, run  # noqa: E402
-from stance.snippets import stdout_snippet  # noqa: E402
+from stance.util.snippets import stdout_snippet  # noqa: E402
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__)
