@@ -11,7 +11,6 @@ unseen FNC-1 news sentences.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import ROOT, machine, table
+from .common import ROOT, fnc1_bodies, machine, table
 
 BASELINE = "sentence-transformers encode + head"
 # Row name -> `stance predict` flags (None: the hand-written baseline).
@@ -56,17 +55,11 @@ def write_unseen_corpus(path: Path, n: int, bodies_csv: str) -> int:
     line each, to >= n sentences; the sentence count. Times the network, not the repeats."""
     from stance.data.segment import split_sentences
 
-    csv.field_size_limit(1 << 30)
     total = 0
-    with (
-        open(bodies_csv, encoding="utf-8", newline="") as f,
-        path.open("w", encoding="utf-8") as out,
-    ):
-        for row in csv.DictReader(f):
-            out.write(
-                json.dumps({"id": f"fnc1-{row['Body ID']}", "text": row["articleBody"]}) + "\n"
-            )
-            total += len(split_sentences(row["articleBody"]))
+    with path.open("w", encoding="utf-8") as out:
+        for body_id, body in fnc1_bodies(bodies_csv):
+            out.write(json.dumps({"id": f"fnc1-{body_id}", "text": body}) + "\n")
+            total += len(split_sentences(body))
             if total >= n:
                 break
     return total
@@ -133,13 +126,11 @@ def fnc1_sentences(bodies_csv: str, n: int) -> list[str]:
     """Sentences of FNC-1 bodies (news the model never saw), up to `n`, 6 per body at most."""
     from stance.data.segment import split_sentences
 
-    csv.field_size_limit(1 << 30)
     out: list[str] = []
-    with open(bodies_csv, encoding="utf-8", newline="") as f:
-        for row in csv.DictReader(f):
-            out += split_sentences(row["articleBody"])[:6]
-            if len(out) >= n:
-                break
+    for _, body in fnc1_bodies(bodies_csv):
+        out += split_sentences(body)[:6]
+        if len(out) >= n:
+            break
     return out[:n]
 
 
