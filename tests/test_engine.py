@@ -203,6 +203,20 @@ def test_context_mixing_is_the_loops_arithmetic_bit_for_bit() -> None:
     assert P.StancePredictor._in_context(self, empty, []).shape == (0, 3)
 
 
+def _record_runs(q, monkeypatch) -> dict[str, list[int]]:
+    """Rows of each window `q` runs: on its network ("net") or, for int8's near ties, on the
+    float32 one ("float32")."""
+    runs: dict[str, list[int]] = {"net": [], "float32": []}
+    run_window = q._distinct_logits
+
+    def spy(window, progress, net=None):
+        runs["net" if net is None else "float32"].append(len(window))
+        return run_window(window, progress, net)
+
+    monkeypatch.setattr(q, "_distinct_logits", spy)
+    return runs
+
+
 @pytest.mark.parametrize("quantize", ["none", "int8"])
 def test_repeated_sentences_run_once_with_the_same_answers(
     tiny_model_dir: Path, quantize: str, monkeypatch
@@ -210,15 +224,7 @@ def test_repeated_sentences_run_once_with_the_same_answers(
     q = P.StancePredictor(tiny_model_dir, device="cpu", quantize=quantize)
     sentences = ["Russia says troops are leaving.", "NATO has seen no sign of that."]
     repeated = [sentences[i % 2] for i in range(7)]
-    run: list[int] = []  # rows of each window the network runs
-    distinct_logits = q._distinct_logits
-
-    def spy(window, progress, net=None):
-        if net is None:  # not int8's float32 re-run of near ties
-            run.append(len(window))
-        return distinct_logits(window, progress, net)
-
-    monkeypatch.setattr(q, "_distinct_logits", spy)
+    run = _record_runs(q, monkeypatch)["net"]  # rows of each window the network runs
     seen: list[int] = []
     probs = q.classify_detailed(repeated, progress=seen.append)[0]
     assert run == [2] and sum(seen) == 7  # two rows run, all seven counted
@@ -251,15 +257,7 @@ def test_int8_ties_are_judged_after_context(tiny_model_dir: Path, monkeypatch) -
     monkeypatch.setattr(q, "_head_bias", np.zeros(3, dtype=np.float32), raising=False)
     items = ["Russia says troops are leaving.", "NATO has seen no sign of that.", "Hi."]
     neighbours = [(-1, 1), (0, 2), (1, -1)]
-    reran: list[int] = []
-    distinct_logits = q._distinct_logits
-
-    def spy(window, progress, net=None):
-        if net is not None:
-            reran.append(len(window))
-        return distinct_logits(window, progress, net)
-
-    monkeypatch.setattr(q, "_distinct_logits", spy)
+    reran = _record_runs(q, monkeypatch)["float32"]
     monkeypatch.setattr(E, "TIE_MARGIN", 0.0)
     int8 = q.classify_detailed(items, neighbours=neighbours)[0]
     assert reran == []
