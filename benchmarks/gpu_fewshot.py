@@ -23,7 +23,6 @@ relative position bias runs eagerly), not claimed.
 
 from __future__ import annotations
 
-import csv
 import itertools
 import os
 import time
@@ -31,13 +30,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .common import fnc1_bodies
 from .gpu_bundle import ROOT
 
 STEP_NAMES = ("few-shot mpnet: recipe", "few-shot mpnet: predict", "few-shot mpnet: labels")
 FNC1_SENTENCES = 2000
 
 
-def fnc1_bodies() -> Path:
+def fnc1_bodies_csv() -> Path:
     shared = Path(os.environ.get("STANCE_SHARED", ROOT.parent / "shared"))
     return shared / "data" / "fnc1" / "train_bodies.csv"
 
@@ -49,10 +49,9 @@ def unseen_sentences(n: int | None = None) -> list[str]:
 
     n = FNC1_SENTENCES if n is None else n
 
-    with fnc1_bodies().open(encoding="utf-8", newline="") as f:
-        bodies = (r["articleBody"] for r in csv.DictReader(f))
-        sentences = (s for body in bodies for s in split_sentences(body))
-        return list(itertools.islice(sentences, n))
+    bodies = (body for _, body in fnc1_bodies(fnc1_bodies_csv()))
+    sentences = (s for body in bodies for s in split_sentences(body))
+    return list(itertools.islice(sentences, n))
 
 
 def fewshot_config(ctx: Any, *overrides: str) -> Any:

@@ -9,7 +9,7 @@ from typing import Any
 
 from .gpu_fewshot import (
     attention_of,
-    fnc1_bodies,
+    fnc1_bodies_csv,
     token_lengths,
     unseen_sentences,
 )
@@ -142,9 +142,9 @@ def label_rows(ctx: Any, util: Any) -> list[Any]:
     from .gpu_models import seed_texts
 
     rows = [agreement_row(ctx, "seed sentences", seed_texts()[1:])]
-    if fnc1_bodies().is_file():
+    if fnc1_bodies_csv().is_file():
         rows.append(agreement_row(ctx, "unseen FNC-1 sentences", unseen_sentences()))
     else:
-        why = f"not run: no {fnc1_bodies()} (carry ../shared)"
+        why = f"not run: no {fnc1_bodies_csv()} (carry ../shared)"
         rows.append(Row("labels few-shot mpnet, unseen FNC-1 sentences", status=why))
     return rows

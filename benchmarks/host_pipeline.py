@@ -22,7 +22,6 @@ within a round the three alternate. Ratio = host sentences/s / bare encode_batch
 
 from __future__ import annotations
 
-import csv
 import itertools
 import json
 import logging
@@ -34,7 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .common import ROOT, table
+from .common import ROOT, fnc1_bodies, table
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +64,7 @@ def seed_sentences() -> list[str]:
 def bodies_of(bodies_csv: Path, articles: int = 400) -> list[str]:
     """The first `articles` bodies of an FNC-1 bodies CSV (news of every length, never seen
     in training)."""
-    with bodies_csv.open(encoding="utf-8", newline="") as f:
-        return [r["articleBody"] for r in itertools.islice(csv.DictReader(f), articles)]
+    return [body for _, body in itertools.islice(fnc1_bodies(bodies_csv), articles)]
 
 
 def segmentation_rate(bodies: Sequence[str], rounds: int) -> float:

@@ -23,11 +23,6 @@ from stance.evaluation.crossval import fold_run, format_report, majority_baselin
 
 
 def main() -> None:
-    from setfit import SetFitModel, Trainer, TrainingArguments
-
-    from stance.kinds.backbones import minilm_path
-    from stance.kinds.pypi import mpnet_path
-
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--base", choices=["minilm", "mpnet"], default="minilm")
     p.add_argument("--seeds", type=int, default=3)
@@ -35,6 +30,14 @@ def main() -> None:
     p.add_argument("--variants", action="store_true", help="train on the written variants too")
     p.add_argument("--markdown", metavar="PATH", help="also write the output as a docs snippet")
     args = p.parse_args()
+    try:  # optional: --help works without it
+        from setfit import SetFitModel, Trainer, TrainingArguments
+    except ImportError:
+        raise SystemExit("cv_setfit.py needs setfit: pip install -e .[setfit]") from None
+
+    from stance.kinds.backbones import minilm_path
+    from stance.kinds.pypi import mpnet_path
+
     logging.basicConfig(level=logging.WARNING)
     path = str(minilm_path() if args.base == "minilm" else mpnet_path())
     extra = load_statements("data/withdrawal-variants.jsonl") if args.variants else None

@@ -95,7 +95,8 @@ def main() -> None:
     if "ensemble-top" in args.recipes:
         settings.append("- `ensemble-top`: mean probabilities of " + ", ".join(ENSEMBLE_TOP))
     if settings:
-        text += "\nConfig overrides of the tuned recipes (stance/evaluation/cvtable.py, cvtop.py):\n\n"
+        text += "\nConfig overrides of the tuned recipes"
+        text += " (stance/evaluation/cvtable.py, cvtop.py):\n\n"
         text += "\n".join(settings) + "\n"
     if len(spreads) > 2:
         text += (

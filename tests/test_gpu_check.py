@@ -31,7 +31,7 @@ def test_dry_run_runs_every_step_on_the_cpu(gc, monkeypatch, tmp_path: Path) -> 
     small = gc.Sizes(128, 64, (64, 512), (16,), 1, 1, 64, 2, 2, (64,), (16,), 16)
     monkeypatch.setattr(gc.Sizes, "dry", classmethod(lambda cls: small))
     bodies = _fnc1_like(tmp_path)  # whether or not ../shared is here
-    monkeypatch.setattr(gc.gpu_fewshot, "fnc1_bodies", lambda: bodies)
+    monkeypatch.setattr(gc.gpu_fewshot, "fnc1_bodies_csv", lambda: bodies)
     monkeypatch.setattr(gc.gpu_fewshot, "FNC1_SENTENCES", 40)
     out = tmp_path / "check.json"
     assert gc.main(["--dry-run", "--json", str(out)]) == 0
