@@ -99,6 +99,12 @@ def _add_evaluate(sub: Subparsers) -> None:
         help="the file's claim negated or reversed (repeatable): supports and doubts must swap "
         "on >= 80%% of the statements labelled either (exit 1 when they do not)",
     )
+    p.add_argument(
+        "--markdown",
+        metavar="PATH",
+        help="also write the scores (and the claim check) as a Markdown snippet for the docs "
+        "(date, machine, command)",
+    )
 
 
 def _add_cv(sub: Subparsers) -> None:

@@ -55,49 +55,35 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .preflight import check_model_dir
+    from .evaluation.scoring import evaluate_model
 
-    check_model_dir(args.model, args.claim)
-    from .data.statements import read_statements
-
-    read_statements(args.data)  # a bad --data file answers before the model loads
-    from .data.statements import load_statements
-    from .inference.engine import StancePredictor
-    from .metrics import compute_metrics, format_metrics
-
-    # The same inference path as `stance predict`, so the two can never disagree.
-    predictor = StancePredictor(
+    result = evaluate_model(
         args.model,
+        args.data,
         claim=args.claim,
         batch_size=args.batch_size,
         max_length=args.max_length,
         quantize=args.quantize,
+        claim_checks=args.claim_check,
     )
-    ds = load_statements(args.data, predictor.claim)
-    pairs = list(zip(ds["claim"], ds["text"], strict=True))
-    probs = predictor.classify_rows(pairs, ds["prev_text"], ds["next_text"])
-    predicted = probs.argmax(-1).tolist()
-    metrics = compute_metrics(predicted, list(ds["label"]))
-    check = None
-    if args.claim_check:
-        from .evaluation.claimcheck import check_claims, format_check
-        from .labels import LABELS
-
-        claims = set(ds["claim"])
-        if len(claims) != 1:
-            raise StanceError(f"--claim-check: {args.data} holds {len(claims)} claims; give one")
-        before = [LABELS[k] for k in predicted]
-        check = check_claims(predictor, ds["text"], claims.pop(), args.claim_check, before)
     if args.json:
-        extra = {"claim_check": check.as_dict()} if check is not None else {}
-        where = {"model": args.model, "data": args.data, "precision": predictor.precision}
-        print(json.dumps({**where, **metrics, **extra}))
+        print(json.dumps(result.as_dict()))
     else:
-        print(f"{args.model} on {args.data} ({predictor.precision})")
-        print(format_metrics(metrics))
-        if check is not None:
-            print(format_check(check))
-    return 1 if check is not None and not check.passed else 0
+        from .metrics import format_metrics
+
+        print(f"{args.model} on {args.data} ({result.precision})")
+        print(format_metrics(result.metrics))
+        if result.check is not None:
+            from .evaluation.claimcheck import format_check
+
+            print(format_check(result.check))
+    if args.markdown:
+        from .evaluation.scoring import markdown_evaluations
+        from .util.snippets import write_snippet
+
+        title = f"`stance evaluate`: {args.model} on {args.data}"
+        write_snippet(args.markdown, title, markdown_evaluations([result]))
+    return 1 if result.check is not None and not result.check.passed else 0
 
 
 def cmd_cv(args: argparse.Namespace) -> int:
