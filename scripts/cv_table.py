@@ -94,6 +94,8 @@ def main() -> None:
     ]
     if "ensemble-top" in args.recipes:
         settings.append("- `ensemble-top`: mean probabilities of " + ", ".join(ENSEMBLE_TOP))
+    if "config" in args.recipes:
+        settings.append("- `config`: each block's config file as it is (no overrides)")
     if settings:
         text += "\nConfig overrides of the tuned recipes"
         text += " (stance/evaluation/cvtable.py, cvtop.py):\n\n"

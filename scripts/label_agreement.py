@@ -2,7 +2,8 @@
 
 python scripts/label_agreement.py [--statements data/withdrawal-written.jsonl
     data/labels-pass2/statements.jsonl] [--articles data/withdrawal-articles.jsonl
-    data/labels-pass2/articles.jsonl]
+    data/labels-pass2/articles.jsonl] [--passages data/withdrawal-targeted.jsonl
+    data/labels-pass2/targeted.jsonl]
 
 Prints, per file and over both files, raw agreement and Cohen's kappa; for the articles both
 with `skip` as a fourth category and on the rows both passes labelled. Then the confusion of
@@ -96,7 +97,11 @@ def changes(old: Path, new: Path) -> str:
     return "\n".join(lines)
 
 
-def main(statements: tuple[Path, Path], articles: tuple[Path, Path]) -> str:
+def main(
+    statements: tuple[Path, Path],
+    articles: tuple[Path, Path],
+    passages: tuple[Path, Path] | None = None,
+) -> str:
     st = pairs(committed_labels(statements[0]), pass2_labels(statements[1]), False)
     ar_all = pairs(committed_labels(articles[0]), pass2_labels(articles[1]), False)
     ar_lab = pairs(committed_labels(articles[0]), pass2_labels(articles[1]), True)
@@ -106,9 +111,13 @@ def main(statements: tuple[Path, Path], articles: tuple[Path, Path]) -> str:
         report("articles, rows both passes labelled", ar_lab),
         report("both files, skip as a category", st + ar_all),
         report("both files, rows both labelled", st + ar_lab),
-        *disagreements(st + ar_all),
     ]
-    return "\n".join(lines)
+    both = st + ar_all
+    if passages is not None:  # the targeted passages (no skip rows): a file of their own
+        pa = pairs(committed_labels(passages[0]), pass2_labels(passages[1]), False)
+        lines += [report("targeted passages", pa), report("all three files", both + pa)]
+        both += pa
+    return "\n".join([*lines, *disagreements(both)])
 
 
 if __name__ == "__main__":
@@ -132,6 +141,15 @@ if __name__ == "__main__":
         ),
     )
     p.add_argument(
+        "--passages",
+        nargs=2,
+        type=Path,
+        default=(
+            ROOT / "data/withdrawal-targeted.jsonl",
+            ROOT / "data/labels-pass2/targeted.jsonl",
+        ),
+    )
+    p.add_argument(
         "--changes",
         nargs=2,
         type=Path,
@@ -142,4 +160,4 @@ if __name__ == "__main__":
     if args.changes:
         print(changes(*args.changes))
     else:
-        print(main(tuple(args.statements), tuple(args.articles)))
+        print(main(tuple(args.statements), tuple(args.articles), tuple(args.passages)))

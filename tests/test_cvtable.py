@@ -6,12 +6,15 @@ import numpy as np
 import pytest
 from conftest import DATA, ROOT
 
+from stance.errors import ConfigError
 from stance.evaluation.cvfolds import Setting, load_rows
 from stance.evaluation.cvreport import article_scores, pearson, score
 from stance.evaluation.cvtable import recipe_oof
 
 CONFIG = str(ROOT / "configs" / "tiny-fewshot.yaml")
 OVERRIDES = [f"data.train=[{{path: {DATA}}}]", "fewshot.context_weight=0.3", "train.epochs=1"]
+# lpft-top's settings on the tiny body (2 layers: the lowest one frozen).
+TOP_RECIPE = ["fewshot.adapt=lpft", "fewshot.freeze_layers=1", "train.epochs=1", "train.lr=1e-3"]
 
 
 @pytest.fixture(scope="module")
@@ -112,20 +115,6 @@ def test_fold_masks_hold_out_whole_articles_and_score_only_scored_rows():
     assert len(set(ids[groups[scored] == "000"])) == 1
 
 
-def test_top_layers_reproduce_the_body_embeddings():
-    import stance.config
-    from stance.evaluation.cvtop import TopLayers
-    from stance.kinds.sentence_model import load_body
-
-    cfg = stance.config.load_config(CONFIG, OVERRIDES)
-    texts = ["Russia pulls back some units.", "Satellite images show no withdrawal.", "Hi."]
-    body = load_body(cfg, texts)
-    ref = body.encode(texts, normalize_embeddings=True)
-    top = TopLayers(body, 1, TopLayers.hidden_states(body, 1, texts))
-    assert sum(p.numel() for p in top.parameters()) > 0
-    np.testing.assert_allclose(top.encode(texts), ref, atol=1e-5)
-
-
 @pytest.mark.parametrize("recipe", ["lpft-top", "setfit-top"])
 def test_top_recipes_on_dealt_folds(recipe, tmp_path, monkeypatch):
     import stance.evaluation.cvtop as cvtop
@@ -142,6 +131,40 @@ def test_top_recipes_on_dealt_folds(recipe, tmp_path, monkeypatch):
     frozen = recipe_oof(setting, rows, "frozen", tmp_path, done, folds=2)
     assert not np.allclose(frozen.probs, p)  # the top layers were tuned
     assert list(tmp_path.glob("oof-frozen-*-i5-k2.npz"))
+
+
+@pytest.mark.parametrize(
+    ("extra", "same_as"),
+    [
+        (["fewshot.adapt=none"], "frozen"),
+        (["fewshot.adapt=none", "fewshot.calibrate=true"], "frozen+cal"),
+    ],
+    ids=["frozen", "calibrated"],
+)
+def test_recipe_config_of_a_frozen_body_is_its_frozen_recipe(extra, same_as, tmp_path):
+    # `make train` prints recipe `config` beside the frozen baseline.
+    setting = Setting(CONFIG, [*OVERRIDES, *extra])
+    done: dict = {}
+    own = recipe_oof(setting, load_rows(setting.cfg), "config", tmp_path, done, 2)
+    assert own is done[same_as] and set(done) == {same_as, "config"}
+
+
+@pytest.mark.parametrize(("cache", "route"), [("true", "top_oof"), ("false", "tuned_oof")])
+def test_recipe_config_of_lpft_trains_as_the_config_does(cache, route, tmp_path, monkeypatch):
+    import stance.evaluation.cvtable as cvtable
+
+    calls = []
+    monkeypatch.setattr(cvtable, route, lambda *a, **k: calls.append(a) or "probs")
+    setting = Setting(CONFIG, [*OVERRIDES, *TOP_RECIPE, f"fewshot.cache_frozen={cache}"])
+    assert recipe_oof(setting, load_rows(setting.cfg), "config", tmp_path, {}, 2) == "probs"
+    assert len(calls) == 1 and calls[0][2] == "config"  # no overrides: the config as it is
+    assert "config" not in cvtable.TOP and "config" not in cvtable.TUNED
+
+
+def test_recipe_config_refuses_a_calibrated_tuned_body(tmp_path):
+    setting = Setting(CONFIG, [*OVERRIDES, "fewshot.calibrate=true"])  # tiny: adapt lpft
+    with pytest.raises(ConfigError, match="calibrated"):
+        recipe_oof(setting, load_rows(setting.cfg), "config", tmp_path, {}, 2)
 
 
 def test_spread_against_the_baseline():

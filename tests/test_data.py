@@ -309,6 +309,40 @@ def test_written_statements_are_not_near_copies_of_seed_rows_or_of_each_other():
     assert worst_seed < 0.8 and worst_pair < 0.8, (worst_seed, worst_pair)
 
 
+TARGETED = DATA.parent / "withdrawal-targeted.jsonl"
+HARD_TOPICS = {"diplomacy", "denial", "markets", "rebuttal"}
+NEIGHBOUR_TOPICS = {"neighbour-doubt", "neighbour-support", "neighbour-background"}
+
+
+def test_targeted_passages_are_whole_labelled_passages_aimed_at_the_hard_cases():
+    # Issue 22: short passages whose neighbours give the hard cases a realistic context.
+    raw = [json.loads(line) for line in TARGETED.read_text(encoding="utf-8").splitlines()]
+    assert len(read_statements(TARGETED).rows) == len(raw) >= 200  # no skip rows
+    passages: dict[str, list[int]] = {}
+    for r in raw:
+        assert r["id"] == f"{r['article_id']}-{r['sentence_index']:02d}", r["id"]
+        assert re.fullmatch(r"t\d\d", r["article_id"]) and r["label"] in LABELS, r["id"]
+        assert r["topic"] in HARD_TOPICS | NEIGHBOUR_TOPICS, r["id"]
+        assert "2022-02-15" <= r["date"] <= "2022-02-24", r["id"]
+        assert r["topic"] not in HARD_TOPICS or r.get("note"), r["id"]  # hard rows say why
+        passages.setdefault(r["article_id"], []).append(r["sentence_index"])
+    assert all(ix == list(range(len(ix))) and 3 <= len(ix) <= 5 for ix in passages.values())
+    assert sum(r["topic"] in HARD_TOPICS for r in raw) >= len(raw) / 2
+    # Each hard topic has rows of a second label (contrasts), not one label per topic.
+    for topic in HARD_TOPICS:
+        assert len({r["label"] for r in raw if r["topic"] == topic}) >= 2, topic
+
+
+def test_targeted_passages_are_not_near_copies_of_any_other_labelled_row():
+    others = [DATA, DATA.parent / "withdrawal-variants.jsonl", WRITTEN, ARTICLE_ROWS]
+    lines = [line for path in others for line in path.read_text(encoding="utf-8").splitlines()]
+    seen = [_tokens(json.loads(line)["text"]) for line in lines if line.strip()]
+    targeted = [_tokens(r["text"]) for r in read_statements(TARGETED).rows]
+    worst_other = max(_jaccard(t, s) for t in targeted for s in seen)
+    worst_pair = max(_jaccard(a, b) for i, a in enumerate(targeted) for b in targeted[i + 1 :])
+    assert worst_other < 0.6 and worst_pair < 0.6, (worst_other, worst_pair)
+
+
 @pytest.mark.parametrize(
     ("folder", "rows_path", "pattern"),
     [(SEEDS, DATA, "*.txt"), (ARTICLES, ARTICLE_ROWS, "w*.txt")],
@@ -379,8 +413,12 @@ def test_cohen_kappa_on_a_hand_worked_example():
 
 @pytest.mark.parametrize(
     ("committed", "second"),
-    [(WRITTEN, PASS2 / "statements.jsonl"), (ARTICLE_ROWS, PASS2 / "articles.jsonl")],
-    ids=["statements", "articles"],
+    [
+        (WRITTEN, PASS2 / "statements.jsonl"),
+        (ARTICLE_ROWS, PASS2 / "articles.jsonl"),
+        (TARGETED, PASS2 / "targeted.jsonl"),
+    ],
+    ids=["statements", "articles", "targeted"],
 )
 def test_second_pass_covers_every_id_with_a_known_label(committed, second):
     script = _agreement_script()

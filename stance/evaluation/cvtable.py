@@ -33,12 +33,14 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from ..config import RunConfig, load_config
+from ..errors import ConfigError
 from ..kinds.calibration import fit_calibration, head_probs, oof_head_probs
 from .cvfolds import (
     OutOfFold,
@@ -69,7 +71,7 @@ TUNED: dict[str, list[str]] = {
 ENSEMBLE_TOP = ("frozen", "lpft-top", "setfit-top")  # ensemble-top: the mean of their probabilities
 # Inner folds of the nested calibration: whole articles, dealt round-robin (one head fit each).
 INNER_FOLDS = 5
-RECIPES = ("frozen", "frozen+cal", *TUNED, "ensemble", *TOP, "ensemble-top")
+RECIPES = ("frozen", "frozen+cal", *TUNED, "ensemble", *TOP, "ensemble-top", "config")
 
 
 # ---------------------------------------------------------------- frozen body
@@ -139,6 +141,24 @@ def frozen_oof(
     return OutOfFold(out, (time.perf_counter() - start) / len(dealt))
 
 
+def frozen_fitter(
+    cfg: RunConfig, rows: Rows, cache_dir: Path
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """`fit(train, test)` (row indices) -> the frozen body's head, fitted on `train`, applied to
+    `test` in context (stance.evaluation.crossblock's splits, which are not article folds)."""
+    emb = embeddings(cfg, [*rows.texts, *rows.prevs, *rows.nexts], cache_dir)
+    w = cfg.fewshot.context_weight
+    plain, mixed, has = features(rows, emb, w)
+
+    def fit(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+        mask = np.zeros(len(rows.texts), dtype=bool)
+        mask[train] = True
+        x, y = _train_xy(plain, mixed, has, rows.labels, mask, bool(w))
+        return head_probs(x, y, mixed[test], cfg.fewshot.head_c, cfg.train.seed)
+
+    return fit
+
+
 def _train_xy(plain, mixed, has, labels, mask, context: bool) -> tuple[np.ndarray, np.ndarray]:
     """The head's training set: each row alone, and again in context where it has one."""
     x, y = plain[mask], labels[mask]
@@ -157,7 +177,7 @@ def tuned_oof(
     """Per fold, train the recipe and keep the held-out probabilities (cached on disk)."""
     from ..kinds.sentence_model import predict_proba, train_sentence_model
 
-    fold_cfg = load_config(setting.config, [*setting.overrides, *TUNED[recipe]])
+    fold_cfg = load_config(setting.config, [*setting.overrides, *TUNED.get(recipe, [])])
 
     def fit_fold(train: np.ndarray, test: np.ndarray) -> np.ndarray:
         model = train_sentence_model(fold_cfg, rows.ds.select(train))
@@ -195,9 +215,30 @@ def recipe_oof(
         result = OutOfFold(
             np.mean([o.probs for o in oofs], axis=0), sum(o.seconds_per_fold for o in oofs)
         )
+    elif recipe == "config":
+        return config_oof(setting, rows, cache_dir, done, folds)
     elif recipe in TOP:
         result = top_oof(setting, rows, recipe, cache_dir, folds)
     else:
         result = tuned_oof(setting, rows, recipe, cache_dir, folds)
     done[recipe] = result
     return result
+
+
+def config_oof(
+    setting: Setting, rows: Rows, cache_dir: Path, done: dict[str, OutOfFold], folds: int = 0
+) -> OutOfFold:
+    """Recipe `config`: the table's config as it trains (`make train` prints it beside the
+    frozen baseline): the frozen body (calibrated or not), the top-layer path for LP-FT over
+    cached lower layers, else `train_sentence_model` per fold."""
+    f = setting.cfg.fewshot
+    if f.adapt == "none":
+        recipe = "frozen+cal" if f.calibrate else "frozen"
+        done["config"] = recipe_oof(setting, rows, recipe, cache_dir, done, folds)
+    elif f.calibrate:
+        raise ConfigError("cv_table: recipe `config` of a tuned, calibrated body is not built")
+    elif f.adapt == "lpft" and f.cache_frozen and f.freeze_layers > 0:
+        done["config"] = top_oof(setting, rows, "config", cache_dir, folds)
+    else:
+        done["config"] = tuned_oof(setting, rows, "config", cache_dir, folds)
+    return done["config"]

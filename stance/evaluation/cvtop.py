@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
-from tqdm import tqdm
 
 from ..config import RunConfig, load_config
+from ..kinds.top_layers import TopLayers, top_lpft
 from .cvfolds import Rows, Setting, cached_oof, held_out_probs, recipe_key
 
 # Top-layer recipes: config overrides (fewshot.freeze_layers: the frozen lower layers, so
@@ -53,79 +54,6 @@ TOP: dict[str, list[str]] = {
 }
 
 
-def _run_layer(encoder, layer, h: torch.Tensor) -> torch.Tensor:
-    """One encoder layer on unpadded states (every row the same length: no mask needed)."""
-    if hasattr(encoder, "compute_position_bias"):  # MPNet: relative position bias per layer
-        out = layer(h, None, encoder.compute_position_bias(h))
-    else:  # BERT (the tiny test body)
-        out = layer(h, None)
-    return out[0] if isinstance(out, tuple) else out
-
-
-class TopLayers(torch.nn.Module):
-    """A sentence-transformer body whose lowest `frozen` encoder layers are run once per text.
-
-    `states` holds each text's hidden states after the frozen layers (its real tokens only);
-    `embed` runs the top layers on them, rows of equal length together (so without padding),
-    and mean-pools and L2-normalises as the body does: with the top layers untouched it gives
-    the body's own embeddings. `encode` has sentence-transformers' signature, so
-    `stance.fewshot` (probe, context features, predict_proba) drives it as a body.
-    """
-
-    def __init__(self, body, frozen: int, states: dict[str, torch.Tensor]):
-        super().__init__()
-        encoder = body[0].auto_model.encoder
-        # Not a submodule: its shared parts (MPNet's relative position bias, the lower layers)
-        # stay as the cached states saw them; only `layers` train.
-        self._encoder = (encoder,)
-        self.layers = torch.nn.ModuleList(encoder.layer[frozen:])
-        self.states = states
-
-    @staticmethod
-    def hidden_states(body, frozen: int, texts: list[str]) -> dict[str, torch.Tensor]:
-        """Each text's states after the lowest `frozen` layers (inference, body's max length)."""
-        word = body[0]
-        order = sorted(set(texts) - {""}, key=len)
-        out: dict[str, torch.Tensor] = {}
-        with torch.inference_mode():
-            for i in tqdm(range(0, len(order), 32), desc=f"states after layer {frozen}"):
-                batch = order[i : i + 32]
-                enc = word.tokenizer(
-                    batch,
-                    padding=True,
-                    truncation=True,
-                    max_length=body.max_seq_length,
-                    return_tensors="pt",
-                )
-                hs = word.auto_model(
-                    input_ids=enc["input_ids"],
-                    attention_mask=enc["attention_mask"],
-                    output_hidden_states=True,
-                ).hidden_states[frozen]
-                for j, t in enumerate(batch):
-                    out[t] = hs[j, : int(enc["attention_mask"][j].sum())].clone()
-        return out
-
-    def embed(self, texts: list[str]) -> torch.Tensor:
-        by_len: dict[int, list[int]] = {}
-        for i, t in enumerate(texts):
-            by_len.setdefault(len(self.states[t]), []).append(i)
-        out: list[torch.Tensor | None] = [None] * len(texts)
-        for idx in by_len.values():
-            h = torch.stack([self.states[texts[i]] for i in idx])
-            for layer in self.layers:
-                h = _run_layer(self._encoder[0], layer, h)
-            for i, e in zip(idx, h.mean(dim=1), strict=True):
-                out[i] = e
-        return torch.nn.functional.normalize(torch.stack(out).float(), dim=-1)
-
-    def encode(self, texts: list[str], batch_size: int = 32, **_) -> np.ndarray:
-        step = max(batch_size, 256)  # long chunks: more rows of equal length together
-        with torch.inference_mode():
-            parts = [self.embed(texts[i : i + step]) for i in range(0, len(texts), step)]
-        return torch.cat(parts).numpy() if parts else np.zeros((0, 0), dtype=np.float32)
-
-
 def top_states(cfg: RunConfig, rows: Rows, cache_dir: Path):
     """(body, its states after the frozen layers for every text of `rows`), cached on disk."""
     from ..kinds.sentence_model import load_body
@@ -144,13 +72,6 @@ def top_states(cfg: RunConfig, rows: Rows, cache_dir: Path):
     return body, states
 
 
-def _length_batches(lengths: list[int], size: int, rng: np.random.Generator) -> list[list[int]]:
-    """Shuffled batches of rows of (mostly) equal length, as the package's length grouping."""
-    order = sorted(rng.permutation(len(lengths)).tolist(), key=lambda i: lengths[i])
-    batches = [order[i : i + size] for i in range(0, len(order), size)]
-    return [batches[i] for i in rng.permutation(len(batches))]
-
-
 def _top_model(cfg: RunConfig, body, states, claim: str):
     from ..kinds.sentence_model import SentenceStanceClassifier, embedding_size, stance_config
 
@@ -158,35 +79,6 @@ def _top_model(cfg: RunConfig, body, states, claim: str):
     config = stance_config(embedding_size(body), claim, cfg.data.max_length, cfg.model.base)
     config.stance_context_weight = cfg.fewshot.context_weight
     return SentenceStanceClassifier(top, config)
-
-
-def top_lpft(cfg: RunConfig, model, ds) -> None:
-    """LP-FT of the top layers and head (stance.train's loss, optimiser and schedule)."""
-    from ..training.loop import weighted_loss
-    from ..training.setup import class_weights, make_optimizer
-
-    t = cfg.train
-    texts, labels = list(ds["text"]), torch.tensor(ds["label"])
-    weights = torch.tensor(ds["weight"], dtype=torch.float32)
-    cls_weight = class_weights(labels.tolist(), weights.tolist()) if t.class_weights else None
-    if cls_weight is None:
-        cls_weight = torch.ones(3)
-    lengths = [len(model.body.states[x]) for x in texts]
-    rng = np.random.default_rng(t.seed)
-    steps = int(np.ceil(len(texts) / t.batch_size)) * int(np.ceil(t.epochs))
-    optimizer, scheduler = make_optimizer(model, t, steps)
-    model.train()
-    for _ in range(int(np.ceil(t.epochs))):
-        for batch in _length_batches(lengths, t.batch_size, rng):
-            logits = model.head(model.body.embed([texts[i] for i in batch]))
-            loss = weighted_loss(logits, labels[batch], weights[batch], cls_weight)
-            loss.backward()
-            if t.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), t.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-    model.eval()
 
 
 def top_setfit(cfg: RunConfig, model, ds) -> None:
@@ -228,16 +120,21 @@ def top_setfit(cfg: RunConfig, model, ds) -> None:
     model.eval()
 
 
-def top_oof(setting: Setting, rows: Rows, recipe: str, cache_dir: Path, folds: int = 0):
-    """Per fold: fresh top layers, probe, tune (LP-FT or contrastive pairs), head re-fit,
-    held-out probabilities in context (stance.fewshot's probe and predict_proba)."""
+def top_fitter(
+    setting: Setting, rows: Rows, recipe: str, cache_dir: Path
+) -> tuple[RunConfig, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
+    """(the recipe's config, `fit(train, test)`): row indices -> probabilities of the `test`
+    rows, read in context, after fresh top layers, a probe, the tuning (LP-FT or contrastive
+    pairs) and the head re-fitted on `train` (the package's probe and predict_proba). The
+    body and its states load on the first call."""
     from ..kinds.sentence_model import fit_linear_probe, predict_proba
 
-    cfg = load_config(setting.config, [*setting.overrides, *TOP[recipe]])
+    # `config` (stance.evaluation.cvtable): the table's config as it is, no overrides.
+    cfg = load_config(setting.config, [*setting.overrides, *TOP.get(recipe, [])])
     claim = rows.ds[0]["claim"]
     loaded: dict = {}
 
-    def fit_fold(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+    def fit(train: np.ndarray, test: np.ndarray) -> np.ndarray:
         if not loaded:  # the body and its cached states, only if a fold has to be trained
             body, loaded["states"] = top_states(cfg, rows, cache_dir)
             loaded["body"], loaded["layers"] = body, body[0].auto_model.encoder.layer
@@ -251,4 +148,10 @@ def top_oof(setting: Setting, rows: Rows, recipe: str, cache_dir: Path, folds: i
         fit_linear_probe(model, ds, cfg.fewshot.head_c, cfg.train.seed)
         return held_out_probs(rows, test, lambda *a: predict_proba(model, *a))
 
-    return cached_oof(rows, f"{recipe}-{recipe_key(cfg, rows)}", cache_dir, folds, fit_fold)
+    return cfg, fit
+
+
+def top_oof(setting: Setting, rows: Rows, recipe: str, cache_dir: Path, folds: int = 0):
+    """Per fold of whole articles, `top_fitter`'s held-out probabilities (cached per fold)."""
+    cfg, fit = top_fitter(setting, rows, recipe, cache_dir)
+    return cached_oof(rows, f"{recipe}-{recipe_key(cfg, rows)}", cache_dir, folds, fit)

@@ -141,7 +141,8 @@ def _recipe(cfg: RunConfig) -> str:
         "none": "frozen body (the pretrained sentence embedding as it is, not fine-tuned) "
         "and a trained class-balanced logistic-regression head",
         "lpft": f"linear probe, then body and head fine-tuned (LP-FT) for {t.epochs:g} epochs "
-        f"at lr {t.lr:g}, batch {t.batch_size}, the lowest {f.freeze_layers} layers frozen",
+        f"at lr {t.lr:g}, batch {t.batch_size}, the lowest {f.freeze_layers} layers frozen"
+        + (" (run once per text: only the top layers train)" if f.cache_frozen else ""),
         "setfit": f"SetFit contrastive step ({f.setfit_iterations} pair iterations, "
         f"{f.setfit_epochs} epoch(s), lr {f.setfit_lr:g}), then the logistic-regression head",
     }[f.adapt]

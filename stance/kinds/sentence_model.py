@@ -281,12 +281,24 @@ def setfit_adapt(model: SentenceStanceClassifier, cfg: RunConfig, ds: Dataset) -
     model.body.to("cpu")
 
 
-def lpft_adapt(model: SentenceStanceClassifier, cfg: RunConfig, ds: Dataset) -> None:
-    """Fine-tune body and head from the probed head with the package's accelerate loop."""
+def lpft_adapt(
+    model: SentenceStanceClassifier, cfg: RunConfig, ds: Dataset
+) -> SentenceStanceClassifier:
+    """Fine-tune body and head from the probed head, in place; returns the model whose
+    features a re-fitted head should read (the top-layer view with `fewshot.cache_frozen`)."""
+    f = cfg.fewshot
+    if f.cache_frozen and f.freeze_layers > 0:
+        from .top_layers import lpft_top_adapt
+
+        return lpft_top_adapt(model, cfg, ds)
     from ..training.loop import fit
 
-    fit(cfg, model, model.tokenizer, ds)  # no dev set: every epoch is trained
+    freeze_lower_layers(model, f.freeze_layers)
+    fit(cfg, model, model.tokenizer, ds)  # the package's accelerate loop; no dev set
     model.to("cpu")
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model
 
 
 def freeze_lower_layers(model: SentenceStanceClassifier, layers: int) -> None:
@@ -317,12 +329,9 @@ def train_sentence_model(cfg: RunConfig, ds: Dataset) -> SentenceStanceClassifie
         setfit_adapt(model, cfg, ds)
     fit_linear_probe(model, ds, f.head_c, cfg.train.seed)
     if f.adapt == "lpft" and cfg.train.epochs > 0:
-        freeze_lower_layers(model, f.freeze_layers)
-        lpft_adapt(model, cfg, ds)  # on sentences alone; context enters through the head
-        for p in model.parameters():
-            p.requires_grad_(True)
+        tuned = lpft_adapt(model, cfg, ds)  # on sentences alone; context enters through the head
         if f.refit_head or f.context_weight:  # a head for the tuned body's own features
-            fit_linear_probe(model, ds, f.head_c, cfg.train.seed)
+            fit_linear_probe(tuned, ds, f.head_c, cfg.train.seed)
     return model.eval()
 
 
