@@ -54,7 +54,7 @@ def run(rows: int) -> tuple[list[str], list[list[object]]]:
     loop, n = _time_lpft([*recipe, "fewshot.cache_frozen=false"], rows)
     cached, _ = _time_lpft([*recipe, "fewshot.cache_frozen=true"], rows)
     headers = [
-        "LP-FT path (top 2 of 12 mpnet layers, 1 epoch)",
+        "LP-FT and head re-fit (top 2 of 12 mpnet layers, 2 epochs)",
         "rows",
         "seconds",
         "rows/s",
