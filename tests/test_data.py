@@ -298,14 +298,21 @@ def test_written_statements_load_balanced_and_well_formed():
     assert all(r["note"] == "mixed" for r in raw if r.get("note", "").startswith("mix"))
 
 
-def test_written_statements_are_not_near_copies_of_seed_rows_or_of_each_other():
-    others = [DATA, DATA.parent / "withdrawal-variants.jsonl"]
-    # Raw lines, so the seed's skip rows count too.
-    lines = [line for path in others for line in path.read_text(encoding="utf-8").splitlines()]
+def _worst_overlaps(path, others) -> tuple[float, float]:
+    """Highest token Jaccard of a file's rows with any row of `others` (raw lines, so skip rows
+    count too), and between two of its own rows."""
+    lines = [line for other in others for line in other.read_text(encoding="utf-8").splitlines()]
     seen = [_tokens(json.loads(line)["text"]) for line in lines if line.strip()]
-    written = [_tokens(r["text"]) for r in read_statements(WRITTEN).rows]
-    worst_seed = max(_jaccard(w, s) for w in written for s in seen)
-    worst_pair = max(_jaccard(a, b) for i, a in enumerate(written) for b in written[i + 1 :])
+    own = [_tokens(r["text"]) for r in read_statements(path).rows]
+    worst_other = max(_jaccard(a, b) for a in own for b in seen)
+    worst_pair = max(_jaccard(a, b) for i, a in enumerate(own) for b in own[i + 1 :])
+    return worst_other, worst_pair
+
+
+def test_written_statements_are_not_near_copies_of_seed_rows_or_of_each_other():
+    worst_seed, worst_pair = _worst_overlaps(
+        WRITTEN, [DATA, DATA.parent / "withdrawal-variants.jsonl"]
+    )
     assert worst_seed < 0.8 and worst_pair < 0.8, (worst_seed, worst_pair)
 
 
@@ -335,11 +342,7 @@ def test_targeted_passages_are_whole_labelled_passages_aimed_at_the_hard_cases()
 
 def test_targeted_passages_are_not_near_copies_of_any_other_labelled_row():
     others = [DATA, DATA.parent / "withdrawal-variants.jsonl", WRITTEN, ARTICLE_ROWS]
-    lines = [line for path in others for line in path.read_text(encoding="utf-8").splitlines()]
-    seen = [_tokens(json.loads(line)["text"]) for line in lines if line.strip()]
-    targeted = [_tokens(r["text"]) for r in read_statements(TARGETED).rows]
-    worst_other = max(_jaccard(t, s) for t in targeted for s in seen)
-    worst_pair = max(_jaccard(a, b) for i, a in enumerate(targeted) for b in targeted[i + 1 :])
+    worst_other, worst_pair = _worst_overlaps(TARGETED, others)
     assert worst_other < 0.6 and worst_pair < 0.6, (worst_other, worst_pair)
 
 
