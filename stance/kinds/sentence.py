@@ -200,6 +200,7 @@ Another claim needs another model (or the cross-encoder kind).
 
 ## Limitations
 
-- A few dozen sentences from three articles, one annotator (data/README.md).
+- Few labels: the files above (their datasheets are in data/README.md); for the default,
+  63 sentences of three real articles and the rest written for the project, not real news.
 - English news prose only; a stance label is not a fact check.
 """
