@@ -41,7 +41,16 @@ def test_a_failed_stage_leaves_nothing(tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == []
 
 
-def test_sigint_during_commit_is_held_until_the_step_is_done(tmp_path: Path) -> None:
+@pytest.fixture
+def ctrl_c():
+    """Python's own SIGINT handler for the test: a suite started in the background (`make test
+    &`) inherits SIGINT ignored, and nothing could be interrupted."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_sigint_during_commit_is_held_until_the_step_is_done(tmp_path: Path, ctrl_c) -> None:
     marker = tmp_path / "out.partial"
     marker.write_text("sidecar")
 
@@ -69,6 +78,7 @@ def test_sigint_during_commit_is_held_until_the_step_is_done(tmp_path: Path) -> 
 DRIVER = textwrap.dedent(
     """
     import os, signal, sys
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # not SIG_IGN from a background job
     from stance import cli
     from stance.inference import engine
     when = sys.argv[1]
