@@ -207,13 +207,13 @@ def _record_runs(q, monkeypatch) -> dict[str, list[int]]:
     """Rows of each window `q` runs: on its network ("net") or, for int8's near ties, on the
     float32 one ("float32")."""
     runs: dict[str, list[int]] = {"net": [], "float32": []}
-    run_window = q._distinct_logits
+    run_window = q._rows_logits
 
     def spy(window, progress, net=None):
         runs["net" if net is None else "float32"].append(len(window))
         return run_window(window, progress, net)
 
-    monkeypatch.setattr(q, "_distinct_logits", spy)
+    monkeypatch.setattr(q, "_rows_logits", spy)
     return runs
 
 

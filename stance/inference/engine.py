@@ -266,16 +266,17 @@ class StancePredictor(ArticlePredictions):
         """Logits (N, len(LABELS)) of one window's token rows, in LABELS order, rows in order;
         a row that repeats an earlier one in the window is run once (Window.distinct)."""
         distinct, inverse = window.distinct()
-        logits = self._distinct_logits(distinct, progress)
+        logits = self._rows_logits(distinct, progress)
         if inverse is None:
             return logits
         if progress is not None:
             progress(len(window) - len(distinct))
         return logits[inverse]
 
-    def _distinct_logits(
+    def _rows_logits(
         self, window: Window, progress: Progress | None, net: nn.Module | None = None
     ) -> np.ndarray:
+        """Logits of each row of `window` on `net` (default this one; near ties: float32)."""
         outs = []
         for sel, batch in self.encoder.batches(window, self.batch_size):  # shortest first
             outs.append(self._forward(batch, net)[: len(sel)])
@@ -341,7 +342,7 @@ class StancePredictor(ArticlePredictions):
         logger.debug("int8: %d of %d rows re-run in float32", near.size, len(probs))
         window = self.encoder.encode_window(self._prepare([items[i] for i in near]))
         logits = logits.copy()
-        logits[near] = self._distinct_logits(window, None, self._float32)
+        logits[near] = self._rows_logits(window, None, self._float32)
         return self._probabilities(logits, neighbours)
 
     def classify(self, items: Sequence[str] | Sequence[tuple[str, str]]) -> np.ndarray:
