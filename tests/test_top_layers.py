@@ -70,3 +70,18 @@ def test_cached_lpft_through_train_and_predict_on_a_one_sentence_article(tmp_pat
     assert main(["predict", "--model", str(run), str(article), "--output", str(out)]) == 0
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(rows) == 1 and rows[0]["label"] in ("supports", "doubts", "neutral")
+
+
+def test_with_a_gpu_the_accelerate_loop_trains_even_when_asked_to_cache(monkeypatch):
+    # GPU first: the cached path is a CPU path (float32); with CUDA the loop (bf16) runs.
+    import stance.training.loop as loop
+    from stance.kinds import sentence_model
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(loop, "fit", lambda cfg, model, tok, ds: calls.append(len(ds)))
+    ds = load_statements(DATA)
+    model = sentence_model.train_sentence_model(tiny(*CACHED), ds)
+    assert calls == [len(ds)]  # the loop, once, on every row
+    frozen = [p for n, p in model.body.named_parameters() if "layer.0." in n]
+    assert frozen and all(p.requires_grad for p in frozen)  # unfrozen again after it

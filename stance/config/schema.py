@@ -133,9 +133,10 @@ class FewShotConfig:
     refit_head: bool = _help("lpft: re-fit the head on the tuned body's features", default=False)
     freeze_layers: int = _help("lpft: keep embeddings and the lowest N layers frozen", default=0)
     cache_frozen: bool = _help(
-        "lpft with freeze_layers > 0: run the frozen layers once per text and train the top "
-        "layers on their cached output (stance.kinds.top_layers: CPU, float32, no dropout in "
-        "the frozen layers), not the accelerate loop over the whole body (bf16, multi-GPU)",
+        "lpft with freeze_layers > 0, on a machine without CUDA: run the frozen layers once "
+        "per text and train the top layers on their cached output (stance.kinds.top_layers: "
+        "float32, no dropout in the frozen layers); with a GPU, and when false, the accelerate "
+        "loop over the whole body (bf16, multi-GPU)",
         default=False,
     )
     setfit_iterations: int = _help("setfit: pair iterations per sentence", default=20)

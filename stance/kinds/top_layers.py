@@ -5,10 +5,10 @@ for a text never changes, so it is computed once per text (`TopLayers.hidden_sta
 training runs only the top layers on it. On all-mpnet-base-v2 with 10 of 12 layers frozen this
 is why `make train` can afford LP-FT on the 2-core CPU (BENCHMARKS.md, "LP-FT of the top
 layers"): the accelerate loop (`stance.training.loop.fit`) runs all 12 layers forward every
-step. Used by `train_sentence_model` (`fewshot.cache_frozen: true`) and by the CV table's
-top-layer recipes (stance.evaluation.cvtop), so both train the same way. What differs from the
-accelerate loop: no dropout in the frozen layers, MPNet's shared relative position bias stays
-frozen, rows of equal length batched together (no padding), CPU float32 only.
+step. Used by `train_sentence_model` (`fewshot.cache_frozen: true`, without CUDA) and the CV
+table's top-layer recipes (stance.evaluation.cvtop), so both train the same way. What differs
+from the accelerate loop: no dropout in the frozen layers, MPNet's shared relative position
+bias stays frozen, rows of equal length batched together (no padding), CPU float32 only.
 """
 
 from __future__ import annotations
