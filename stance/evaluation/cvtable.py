@@ -119,17 +119,16 @@ def features(
 def frozen_oof(
     cfg: RunConfig, rows: Rows, cache_dir: Path, calibrate: bool, folds: int = 0
 ) -> OutOfFold:
-    emb = embeddings(cfg, [*rows.texts, *rows.prevs, *rows.nexts], cache_dir)
+    feats = _frozen_features(cfg, rows, cache_dir)
+    plain, mixed, has = feats
     w = cfg.fewshot.context_weight
-    plain, mixed, has = features(rows, emb, w)
     out = np.zeros((int(rows.scored.sum()), 3))
     index = np.flatnonzero(rows.scored)
     start = time.perf_counter()
     dealt = deal_folds(held_out_groups(rows), folds)
     for fold in tqdm(dealt, desc="frozen folds" + (" (calibrated)" if calibrate else "")):
         train, test = fold_masks(rows, fold)
-        x, y = _train_xy(plain, mixed, has, rows.labels, train, bool(w))
-        p = head_probs(x, y, mixed[test], cfg.fewshot.head_c, cfg.train.seed)
+        p = _fold_head(cfg, rows, feats, train, test)
         if calibrate:
             inner, gold = oof_head_probs(
                 plain[train], mixed[train], has[train], rows.labels[train],
@@ -146,17 +145,27 @@ def frozen_fitter(
 ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """`fit(train, test)` (row indices) -> the frozen body's head, fitted on `train`, applied to
     `test` in context (stance.evaluation.crossblock's splits, which are not article folds)."""
-    emb = embeddings(cfg, [*rows.texts, *rows.prevs, *rows.nexts], cache_dir)
-    w = cfg.fewshot.context_weight
-    plain, mixed, has = features(rows, emb, w)
+    feats = _frozen_features(cfg, rows, cache_dir)
 
     def fit(train: np.ndarray, test: np.ndarray) -> np.ndarray:
         mask = np.zeros(len(rows.texts), dtype=bool)
         mask[train] = True
-        x, y = _train_xy(plain, mixed, has, rows.labels, mask, bool(w))
-        return head_probs(x, y, mixed[test], cfg.fewshot.head_c, cfg.train.seed)
+        return _fold_head(cfg, rows, feats, mask, test)
 
     return fit
+
+
+def _frozen_features(cfg: RunConfig, rows: Rows, cache_dir: Path) -> tuple[np.ndarray, ...]:
+    """(plain, in-context, has-context) frozen-body features of every row."""
+    emb = embeddings(cfg, [*rows.texts, *rows.prevs, *rows.nexts], cache_dir)
+    return features(rows, emb, cfg.fewshot.context_weight)
+
+
+def _fold_head(cfg: RunConfig, rows: Rows, feats, train: np.ndarray, test) -> np.ndarray:
+    """The head fitted on the `train` rows (a mask), applied to the `test` rows in context."""
+    plain, mixed, has = feats
+    x, y = _train_xy(plain, mixed, has, rows.labels, train, bool(cfg.fewshot.context_weight))
+    return head_probs(x, y, mixed[test], cfg.fewshot.head_c, cfg.train.seed)
 
 
 def _train_xy(plain, mixed, has, labels, mask, context: bool) -> tuple[np.ndarray, np.ndarray]:
