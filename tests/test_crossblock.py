@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import DATA, ROOT
 
-from stance.evaluation.crossblock import HARD_TOPICS, cross_block, markdown, sources
+from stance.evaluation.crossblock import HARD_TOPICS, cross_block, markdown
 from stance.evaluation.cvfolds import Setting, load_rows
 
 CONFIG = str(ROOT / "configs" / "tiny-fewshot.yaml")
@@ -23,8 +23,8 @@ def setting():
 
 
 def test_sources_name_each_rows_file(setting):
-    src = sources(setting)
     rows = load_rows(setting.cfg)
+    src = rows.sources
     assert len(src) == len(rows.texts)
     for path in (WRITTEN, TARGETED):
         lines = (ROOT / path).read_text(encoding="utf-8").splitlines()

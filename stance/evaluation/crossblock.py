@@ -35,15 +35,6 @@ class BlockScore:
     false_doubts: dict[str, int]
 
 
-def sources(setting: Setting) -> np.ndarray:
-    """The data file of each row of `load_rows`, in its order."""
-    from ..data.statements import load_sources
-
-    cfg = setting.cfg
-    sizes = [len(load_sources([(s.path, s.weight)], cfg.data.claim)) for s in cfg.data.train]
-    return np.repeat([s.path for s in cfg.data.train], sizes)
-
-
 def topics(paths: list[str]) -> dict[str, str]:
     """text -> topic of the rows of the block files."""
     out: dict[str, str] = {}
@@ -79,7 +70,7 @@ def cross_block(
     from .cvtop import top_fitter
 
     rows = load_rows(setting.cfg)
-    src = sources(setting)
+    src = rows.sources
     topic = topics(list(blocks))
     base = ~np.isin(src, blocks)
     out = []

@@ -40,6 +40,7 @@ class Rows:
     groups: np.ndarray
     scored: np.ndarray  # False: written statements, variants (they only ever train)
     ds: object  # the datasets.Dataset of the same rows, for the tuned recipes
+    sources: np.ndarray | None = None  # the data file (config path) of each row
 
 
 @dataclass
@@ -66,6 +67,7 @@ def load_rows(cfg: RunConfig) -> Rows:
         groups=np.asarray(ds["group"]),
         scored=scored,
         ds=ds,
+        sources=np.concatenate([np.full(len(d), s.path) for s, d in parts]),
     )
 
 
