@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from ..config import RunConfig
+from ..labels import LABELS
 
 
 def _run_layer(encoder, layer, h: torch.Tensor) -> torch.Tensor:
@@ -108,9 +109,11 @@ def top_lpft(cfg: RunConfig, model, ds) -> None:
     t = cfg.train
     texts, labels = list(ds["text"]), torch.tensor(ds["label"])
     weights = torch.tensor(ds["weight"], dtype=torch.float32)
-    cls_weight = class_weights(labels.tolist(), weights.tolist()) if t.class_weights else None
-    if cls_weight is None:
-        cls_weight = torch.ones(3)
+    cls_weight = (
+        class_weights(labels.tolist(), weights.tolist())
+        if t.class_weights
+        else torch.ones(len(LABELS))
+    )
     lengths = [len(model.body.states[x]) for x in texts]
     rng = np.random.default_rng(t.seed)
     steps = int(np.ceil(len(texts) / t.batch_size)) * int(np.ceil(t.epochs))
