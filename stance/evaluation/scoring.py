@@ -79,10 +79,10 @@ def evaluate_model(
     return Evaluation(str(model), str(data), predictor.precision, metrics, check)
 
 
-def _verdict(check: ClaimCheck | None) -> str:
-    if check is None:
+def _verdict(passed: bool | None) -> str:
+    if passed is None:  # no claim check ran
         return "-"
-    return "pass" if check.passed else "**fail**"
+    return "pass" if passed else "**fail**"
 
 
 def metrics_table(results: Sequence[Evaluation]) -> str:
@@ -100,7 +100,7 @@ def metrics_table(results: Sequence[Evaluation]) -> str:
             r.metrics["accuracy"],
             r.metrics["macro_f1"],
             *(r.metrics["per_class"][name]["f1"] for name in LABELS),
-            _verdict(r.check),
+            _verdict(r.check.passed if r.check is not None else None),
         ]
         for r in results
     ]
@@ -123,7 +123,7 @@ def check_table(results: Sequence[Evaluation]) -> str:
             c.fraction,
             c.to_neutral,
             c.unchanged,
-            "pass" if c.passed else "**fail**",
+            _verdict(c.passed),
         ]
         for r in results
         if r.check is not None
