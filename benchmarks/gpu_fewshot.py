@@ -135,7 +135,7 @@ def timed_lpft(ctx: Any, batch: int, steps: int, ds: Any) -> float:
         "train.warmup_ratio=0.0",
     )  # fmt: skip
     model = load_sentence_model(ctx.trained["fewshot"]).train()
-    freeze_lower_layers(model, cfg.fewshot.freeze_layers)
+    freeze_lower_layers(model.body, cfg.fewshot.freeze_layers)
     synchronize(ctx)
     start = time.perf_counter()
     fit(cfg, model, model.tokenizer, ds)

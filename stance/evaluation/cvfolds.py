@@ -4,6 +4,7 @@ articles are dealt into folds, and the cache key of a recipe's training."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -107,8 +108,28 @@ def fold_ids(rows: Rows, folds: int) -> np.ndarray:
 def recipe_key(cfg: RunConfig, rows: Rows) -> str:
     """The cache key of a tuned recipe: what it trains and on what, not the run's name."""
     recipe = [repr(cfg.data), repr(cfg.model), repr(cfg.fewshot), repr(cfg.train)]
+    recipe += base_digest(cfg.model.base)
     payload = json.dumps([recipe, rows.texts, rows.labels.tolist()])
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def base_digest(base: str) -> list[str]:
+    """For a body directory named as `model.base` (e.g. scripts/adapt_body.py's), the sha256
+    of its weights, so that every cache keyed by config notices a body re-trained in place;
+    a named base ('mpnet', ...) is its name alone, which keeps the keys of earlier runs."""
+    if base in ("tiny", "minilm", "mpnet"):
+        return []
+    return [_weights_sha256(str(Path(base).resolve()))]
+
+
+@functools.lru_cache(maxsize=8)
+def _weights_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    for weights in sorted(Path(path).glob("*.safetensors")):
+        with open(weights, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def held_out_probs(rows: Rows, test: np.ndarray, predict: Callable) -> np.ndarray:

@@ -46,6 +46,7 @@ from .cvfolds import (
     OutOfFold,
     Rows,
     Setting,
+    base_digest,
     cached_oof,
     deal_folds,
     fold_masks,
@@ -81,7 +82,8 @@ def embeddings(cfg: RunConfig, texts: list[str], cache_dir: Path) -> dict[str, n
     """Frozen-body embedding of every distinct text. Cached per base model and max length,
     text by text, so a data file that changes only costs its new sentences."""
     unique = sorted(set(texts) - {""})
-    tag = hashlib.sha256(json.dumps([cfg.model.base, cfg.data.max_length]).encode()).hexdigest()
+    key = [cfg.model.base, cfg.data.max_length, *base_digest(cfg.model.base)]
+    tag = hashlib.sha256(json.dumps(key).encode()).hexdigest()
     path = cache_dir / f"emb-{tag[:16]}.npz"
     known: dict[str, np.ndarray] = {}
     if path.exists() and cfg.model.base != "tiny":  # a tiny body is built from its texts

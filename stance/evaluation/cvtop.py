@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from ..config import RunConfig, load_config
 from ..kinds.top_layers import TopLayers, top_lpft
-from .cvfolds import Rows, Setting, cached_oof, held_out_probs, recipe_key
+from .cvfolds import Rows, Setting, base_digest, cached_oof, held_out_probs, recipe_key
 
 # Top-layer recipes: config overrides (fewshot.freeze_layers: the frozen lower layers, so
 # mpnet's 12 - 10 = 2 top layers are tuned). lpft-top: the previous default's LP-FT settings
@@ -61,7 +61,9 @@ def top_states(cfg: RunConfig, rows: Rows, cache_dir: Path):
     texts = sorted(set([*rows.texts, *rows.prevs, *rows.nexts]) - {""})
     body = load_body(cfg, texts)
     frozen = cfg.fewshot.freeze_layers
-    tag = json.dumps([cfg.model.base, cfg.data.max_length, frozen, texts])
+    tag = json.dumps(
+        [cfg.model.base, cfg.data.max_length, frozen, texts, *base_digest(cfg.model.base)]
+    )
     path = cache_dir / f"states-{hashlib.sha256(tag.encode()).hexdigest()[:16]}.safetensors"
     if path.exists() and cfg.model.base != "tiny":
         return body, load_file(path)  # safetensors, keyed by text: nothing is unpickled

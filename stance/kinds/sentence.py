@@ -157,6 +157,7 @@ def _recipe(cfg: RunConfig) -> str:
 def _sentence_body(cfg: RunConfig, metrics: dict) -> str:
     """The body of a few-shot model's card."""
     from ..rundir.card import data_table, metrics_table
+    from .domain import describe_base
 
     dev = metrics.get("dev")
     results = (
@@ -178,7 +179,7 @@ def _sentence_body(cfg: RunConfig, metrics: dict) -> str:
 A few-shot stance classifier for **one claim**: "{cfg.data.claim}"
 
 It says whether a statement **{LABELS[0]}**, **{LABELS[1]}** or is **{LABELS[2]}** toward that
-claim. A sentence-transformer body (`body/`, base `{cfg.model.base}`, mean pooling, L2
+claim. A sentence-transformer body (`body/`, {describe_base(cfg.model.base)}, mean pooling, L2
 normalised) and a linear head (`head.safetensors`); labels, claim and max length
 ({cfg.data.max_length} tokens) are in `config.json`. Recipe: {_recipe(cfg)}.
 Another claim needs another model (or the cross-encoder kind).

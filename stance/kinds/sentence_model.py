@@ -293,7 +293,7 @@ def lpft_adapt(
         return lpft_top_adapt(model, cfg, ds)
     from ..training.loop import fit
 
-    freeze_lower_layers(model, f.freeze_layers)
+    freeze_lower_layers(model.body, f.freeze_layers)
     fit(cfg, model, model.tokenizer, ds)  # the package's accelerate loop; no dev set
     model.to("cpu")
     for p in model.parameters():
@@ -301,11 +301,12 @@ def lpft_adapt(
     return model
 
 
-def freeze_lower_layers(model: SentenceStanceClassifier, layers: int) -> None:
-    """Partial tuning: embeddings and the lowest `layers` encoder layers keep their weights."""
+def freeze_lower_layers(body: torch.nn.Module, layers: int) -> None:
+    """Partial tuning: the body's embeddings and lowest `layers` encoder layers keep their
+    weights."""
     if layers <= 0:
         return
-    for name, param in model.body.named_parameters():
+    for name, param in body.named_parameters():
         if "embeddings" in name or any(f"layer.{i}." in name for i in range(layers)):
             param.requires_grad_(False)
 
