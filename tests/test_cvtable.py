@@ -43,7 +43,7 @@ def test_every_scored_row_gets_held_out_probabilities(table):
 def test_tuned_probabilities_are_cached_and_reused(table, monkeypatch):
     setting, rows, done, cache = table
     assert (
-        len(list(cache.glob("oof-lpft-*.npz"))) == 3
+        len(list(cache.glob("oof-tuned-*.npz"))) == 3
     )  # one per fold and len(list(cache.glob("emb-*.npz"))) == 1
     import stance.kinds.sentence_model
 
@@ -51,6 +51,9 @@ def test_tuned_probabilities_are_cached_and_reused(table, monkeypatch):
     monkeypatch.setattr(stance.kinds.sentence_model, "train_sentence_model", None)
     again = recipe_oof(setting, rows, "lpft", cache, {})
     np.testing.assert_array_equal(again.probs, done["lpft"].probs)
+    # the tiny config already trains as recipe `lpft` does: `config` reads the same folds
+    same = recipe_oof(setting, rows, "config", cache, {})
+    np.testing.assert_array_equal(same.probs, done["lpft"].probs)
 
 
 def test_scores_count_doubts_and_correlate_articles():

@@ -4,6 +4,7 @@ articles are dealt into folds, and the cache key of a recipe's training."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -107,7 +108,9 @@ def fold_ids(rows: Rows, folds: int) -> np.ndarray:
 
 def recipe_key(cfg: RunConfig, rows: Rows) -> str:
     """The cache key of a tuned recipe: what it trains and on what, not the run's name."""
-    recipe = [repr(cfg.data), repr(cfg.model), repr(cfg.fewshot), repr(cfg.train)]
+    f = cfg.fewshot  # cache_frozen does nothing without frozen layers: the same training
+    f = dataclasses.replace(f, cache_frozen=f.cache_frozen and f.freeze_layers > 0)
+    recipe = [repr(cfg.data), repr(cfg.model), repr(f), repr(cfg.train)]
     recipe += base_digest(cfg.model.base)
     payload = json.dumps([recipe, rows.texts, rows.labels.tolist()])
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

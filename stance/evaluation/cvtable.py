@@ -194,8 +194,9 @@ def tuned_oof(
         model = train_sentence_model(fold_cfg, rows.ds.select(train))
         return held_out_probs(rows, test, lambda *a: predict_proba(model, *a))
 
-    name = f"{recipe}-{recipe_key(fold_cfg, rows)}"
-    return cached_oof(rows, name, cache_dir, folds, fit_fold)
+    # Named by what trains, not by the recipe's name: `config` of a config that equals a tuned
+    # recipe (the default is `full` on the previous default) reuses that recipe's folds.
+    return cached_oof(rows, f"tuned-{recipe_key(fold_cfg, rows)}", cache_dir, folds, fit_fold)
 
 
 def recipe_oof(
