@@ -281,3 +281,12 @@ def test_hard_pairs_set_doubts_only_against_neutral_and_supports():
     }
     assert negatives == {frozenset((sup, dbt)), frozenset((neu, dbt))}  # never sup vs neutral
     assert pairs["score"].count(0.0) == 4 * 6  # still one negative per sentence and iteration
+
+
+def test_card_recipe_says_which_layers_train():
+    from stance.kinds.sentence import _recipe
+
+    full = tiny_sentence_config(None, "fewshot.freeze_layers=0", "fewshot.cache_frozen=true")
+    assert "every layer tuned" in _recipe(full) and "run once" not in _recipe(full)
+    top = tiny_sentence_config(None, "fewshot.freeze_layers=1", "fewshot.cache_frozen=true")
+    assert "the lowest 1 layers frozen (run once per text" in _recipe(top)

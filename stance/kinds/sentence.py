@@ -141,8 +141,13 @@ def _recipe(cfg: RunConfig) -> str:
         "none": "frozen body (the pretrained sentence embedding as it is, not fine-tuned) "
         "and a trained class-balanced logistic-regression head",
         "lpft": f"linear probe, then body and head fine-tuned (LP-FT) for {t.epochs:g} epochs "
-        f"at lr {t.lr:g}, batch {t.batch_size}, the lowest {f.freeze_layers} layers frozen"
-        + (" (run once per text: only the top layers train)" if f.cache_frozen else ""),
+        f"at lr {t.lr:g}, batch {t.batch_size}, "
+        + (
+            f"the lowest {f.freeze_layers} layers frozen"
+            if f.freeze_layers
+            else "every layer tuned"
+        )
+        + (" (run once per text: only the top layers train)" if _cached(f) else ""),
         "setfit": f"SetFit contrastive step ({f.setfit_iterations} pair iterations, "
         f"{f.setfit_epochs} epoch(s), lr {f.setfit_lr:g}), then the logistic-regression head",
     }[f.adapt]
@@ -152,6 +157,10 @@ def _recipe(cfg: RunConfig) -> str:
             f"{f.context_weight:g} x the mean of theirs)"
         )
     return recipe
+
+
+def _cached(f) -> bool:
+    return bool(f.cache_frozen and f.freeze_layers > 0)
 
 
 def _sentence_body(cfg: RunConfig, metrics: dict) -> str:
