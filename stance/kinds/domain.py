@@ -64,42 +64,17 @@ def describe_base(base: str) -> str:
 
 def simcse_adapt(body, sentences: list[str], args: DomainArgs) -> dict[str, float]:
     """Tune `body` in place on `sentences`; returns the trainer's training metrics."""
-    from sentence_transformers import (
-        SentenceTransformerTrainer,
-        SentenceTransformerTrainingArguments,
-    )
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
+    from .body_training import fit_body
     from .sentence_model import freeze_lower_layers
 
     if len(sentences) < 2:
         raise ConfigError(f"domain adaptation: {len(sentences)} sentence(s); SimCSE needs 2+")
     freeze_lower_layers(body, args.freeze_layers)
     pairs = Dataset.from_dict({"anchor": sentences, "positive": sentences})
-    with tempfile.TemporaryDirectory() as tmp:
-        targs = SentenceTransformerTrainingArguments(
-            output_dir=tmp,
-            num_train_epochs=args.epochs,
-            per_device_train_batch_size=args.batch_size,
-            learning_rate=args.lr,
-            warmup_ratio=0.1,
-            seed=args.seed,
-            save_strategy="no",
-            report_to="none",
-            bf16=torch.cuda.is_available(),
-            use_cpu=not torch.cuda.is_available(),
-        )
-        trainer = SentenceTransformerTrainer(
-            model=body,
-            args=targs,
-            train_dataset=pairs,
-            loss=MultipleNegativesRankingLoss(body),
-        )
-        result = trainer.train()
-    body.to("cpu")
-    for p in body.parameters():
-        p.requires_grad_(True)
-    return dict(result.metrics)
+    loss = MultipleNegativesRankingLoss(body)
+    return fit_body(body, pairs, loss, args.lr, args.epochs, args.batch_size, args.seed)
 
 
 def adapt_body(args: DomainArgs, sentences: list[str], output: str | Path) -> Path:

@@ -242,11 +242,9 @@ def contrastive_pairs(
 
 def setfit_adapt(model: SentenceStanceClassifier, cfg: RunConfig, ds: Dataset) -> None:
     """SetFit's contrastive step, with sentence-transformers' own trainer and loss."""
-    from sentence_transformers import (
-        SentenceTransformerTrainer,
-        SentenceTransformerTrainingArguments,
-        losses,
-    )
+    from sentence_transformers.sentence_transformer import losses
+
+    from .body_training import fit_body
 
     f = cfg.fewshot
     pairs = Dataset.from_dict(
@@ -258,27 +256,17 @@ def setfit_adapt(model: SentenceStanceClassifier, cfg: RunConfig, ds: Dataset) -
             hard=f.setfit_hard_pairs,
         )
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        args = SentenceTransformerTrainingArguments(
-            output_dir=tmp,
-            num_train_epochs=f.setfit_epochs,
-            per_device_train_batch_size=f.setfit_batch_size,
-            learning_rate=f.setfit_lr,
-            warmup_ratio=0.1,
-            seed=cfg.train.seed,
-            save_strategy="no",
-            report_to="none",
-            disable_tqdm=True,
-            use_cpu=not torch.cuda.is_available(),
-        )
-        trainer = SentenceTransformerTrainer(
-            model=model.body,
-            args=args,
-            train_dataset=pairs,
-            loss=losses.CosineSimilarityLoss(model.body),
-        )
-        trainer.train()
-    model.body.to("cpu")
+    loss = losses.CosineSimilarityLoss(model.body)
+    fit_body(
+        model.body,
+        pairs,
+        loss,
+        f.setfit_lr,
+        f.setfit_epochs,
+        f.setfit_batch_size,
+        cfg.train.seed,
+        progress=False,
+    )
 
 
 def lpft_adapt(
