@@ -43,7 +43,8 @@ train: setup mpnet
 
 # The default's 5-fold whole-article CV beside the frozen body and the top-2-layer recipe
 # (configs/withdrawal-top2.yaml), written as the docs' snippet and copied into README.md. Each
-# fold's result is cached in ~/.cache/stance/cvtable, so a cut run resumes.
+# fold's result is cached in ~/.cache/stance/cvtable, so a cut run resumes. About 35 minutes on
+# the 2-core CPU without the cache.
 cv: setup mpnet
 	$(PY) scripts/cv_table.py --data default=configs/withdrawal.yaml --data top2=configs/withdrawal-top2.yaml --folds 5 --recipes frozen config --output docs/snippets/cv-withdrawal.md
 	$(PY) -m stance.util.snippets README.md BENCHMARKS.md
