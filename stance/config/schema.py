@@ -154,6 +154,11 @@ class FewShotConfig:
         default=False,
     )
 
+    @property
+    def caches_frozen(self) -> bool:
+        """Whether `cache_frozen` applies: there are frozen layers to run once per text."""
+        return self.cache_frozen and self.freeze_layers > 0
+
 
 @dataclass
 class RunConfig:

@@ -109,7 +109,7 @@ def fold_ids(rows: Rows, folds: int) -> np.ndarray:
 def recipe_key(cfg: RunConfig, rows: Rows) -> str:
     """The cache key of a tuned recipe: what it trains and on what, not the run's name."""
     f = cfg.fewshot  # cache_frozen does nothing without frozen layers: the same training
-    f = dataclasses.replace(f, cache_frozen=f.cache_frozen and f.freeze_layers > 0)
+    f = dataclasses.replace(f, cache_frozen=f.caches_frozen)
     recipe = [repr(cfg.data), repr(cfg.model), repr(f), repr(cfg.train)]
     recipe += base_digest(cfg.model.base)
     payload = json.dumps([recipe, rows.texts, rows.labels.tolist()])

@@ -249,7 +249,7 @@ def config_oof(
         done["config"] = recipe_oof(setting, rows, recipe, cache_dir, done, folds)
     elif f.calibrate:
         raise ConfigError("cv_table: recipe `config` of a tuned, calibrated body is not built")
-    elif f.adapt == "lpft" and f.cache_frozen and f.freeze_layers > 0:
+    elif f.adapt == "lpft" and f.caches_frozen:
         done["config"] = top_oof(setting, rows, "config", cache_dir, folds)
     else:
         done["config"] = tuned_oof(setting, rows, "config", cache_dir, folds)

@@ -147,7 +147,7 @@ def _recipe(cfg: RunConfig) -> str:
             if f.freeze_layers
             else "every layer tuned"
         )
-        + (" (run once per text: only the top layers train)" if _cached(f) else ""),
+        + (" (run once per text: only the top layers train)" if f.caches_frozen else ""),
         "setfit": f"SetFit contrastive step ({f.setfit_iterations} pair iterations, "
         f"{f.setfit_epochs} epoch(s), lr {f.setfit_lr:g}), then the logistic-regression head",
     }[f.adapt]
@@ -157,10 +157,6 @@ def _recipe(cfg: RunConfig) -> str:
             f"{f.context_weight:g} x the mean of theirs)"
         )
     return recipe
-
-
-def _cached(f) -> bool:
-    return bool(f.cache_frozen and f.freeze_layers > 0)
 
 
 def _sentence_body(cfg: RunConfig, metrics: dict) -> str:

@@ -275,7 +275,7 @@ def lpft_adapt(
     """Fine-tune body and head from the probed head, in place; returns the model whose
     features a re-fitted head should read (the top-layer view with `fewshot.cache_frozen`)."""
     f = cfg.fewshot
-    if f.cache_frozen and f.freeze_layers > 0 and not torch.cuda.is_available():
+    if f.caches_frozen and not torch.cuda.is_available():
         from .top_layers import lpft_top_adapt  # CPU: measured 1.8x the loop (BENCHMARKS.md)
 
         return lpft_top_adapt(model, cfg, ds)
