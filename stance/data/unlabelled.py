@@ -43,8 +43,9 @@ def news_sentences(shared: str | Path, limit: int, seed: int) -> list[str]:
     kept = list(dict.fromkeys(t for t in news_texts(shared) if _fits(t)))
     rng = random.Random(seed)
     rng.shuffle(kept)
-    logger.info("unlabelled news: %d distinct sentences, %d drawn", len(kept), limit or len(kept))
-    return kept[:limit] if limit else kept
+    drawn = kept[:limit] if limit else kept
+    logger.info("unlabelled news: %d distinct sentences, %d drawn", len(kept), len(drawn))
+    return drawn
 
 
 def _fits(text: str) -> bool:
