@@ -14,6 +14,7 @@ def fit_body(
     body,
     pairs: Dataset,
     loss,
+    *,
     lr: float,
     epochs: int,
     batch_size: int,

@@ -74,7 +74,15 @@ def simcse_adapt(body, sentences: list[str], args: DomainArgs) -> dict[str, floa
     freeze_lower_layers(body, args.freeze_layers)
     pairs = Dataset.from_dict({"anchor": sentences, "positive": sentences})
     loss = MultipleNegativesRankingLoss(body)
-    return fit_body(body, pairs, loss, args.lr, args.epochs, args.batch_size, args.seed)
+    return fit_body(
+        body,
+        pairs,
+        loss,
+        lr=args.lr,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
 
 
 def adapt_body(args: DomainArgs, sentences: list[str], output: str | Path) -> Path:

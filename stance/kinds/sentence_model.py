@@ -261,10 +261,10 @@ def setfit_adapt(model: SentenceStanceClassifier, cfg: RunConfig, ds: Dataset) -
         model.body,
         pairs,
         loss,
-        f.setfit_lr,
-        f.setfit_epochs,
-        f.setfit_batch_size,
-        cfg.train.seed,
+        lr=f.setfit_lr,
+        epochs=f.setfit_epochs,
+        batch_size=f.setfit_batch_size,
+        seed=cfg.train.seed,
         progress=False,
     )
 
